@@ -1,0 +1,206 @@
+/// On-call levels of the runbook.
+public enum EscalationLevel: String, Codable, Sendable, CaseIterable, Comparable {
+    /// ML Ops, respond within 15 min.
+    case l1 = "L1"
+    /// Senior ML Engineer, 1 h.
+    case l2 = "L2"
+    /// Platform Engineering, 2 h.
+    case l3 = "L3"
+    /// VP Engineering, 4 h.
+    case l4 = "L4"
+
+    public var rank: Int {
+        switch self {
+        case .l1: 1
+        case .l2: 2
+        case .l3: 3
+        case .l4: 4
+        }
+    }
+
+    /// The level above, or nil at the top.
+    public var next: EscalationLevel? {
+        switch self {
+        case .l1: .l2
+        case .l2: .l3
+        case .l3: .l4
+        case .l4: nil
+        }
+    }
+
+    public static func < (a: EscalationLevel, b: EscalationLevel) -> Bool { a.rank < b.rank }
+}
+
+public enum Severity: String, Codable, Sendable, CaseIterable {
+    case info
+    case warning
+    case high
+    case critical
+}
+
+/// What an incident is about; the first part of its dedup key.
+public enum IncidentCause: String, Codable, Sendable, CaseIterable {
+    /// One job could not be fixed automatically.
+    case job
+    case badNode = "bad_node"
+    case badDataset = "bad_dataset"
+    case systemResource = "system_resource"
+    case multiAgent = "multi_agent"
+    case security
+    /// Informational: poor performance, resource pressure.
+    case notice
+}
+
+public enum IncidentStatus: String, Codable, Sendable, CaseIterable {
+    case open
+    case acknowledged
+    case resolved
+}
+
+/// One thing the fleet did about a job, and how it turned out.
+public struct RemediationStep: Codable, Sendable, Hashable {
+    public var timeMs: Int64
+    public var jobID: String
+    public var attempt: Int
+    public var failureClass: FailureClass
+    /// e.g. "restart with batch size halved".
+    public var action: String
+    /// e.g. "batchSize 64 -> 32, gradientAccumulationSteps 1 -> 2".
+    public var configChange: String
+    /// e.g. "failed again: out of memory", "completed"; empty while pending.
+    public var outcome: String
+
+    public init(timeMs: Int64, jobID: String, attempt: Int, failureClass: FailureClass, action: String, configChange: String = "", outcome: String = "") {
+        self.timeMs = timeMs
+        self.jobID = jobID
+        self.attempt = attempt
+        self.failureClass = failureClass
+        self.action = action
+        self.configChange = configChange
+        self.outcome = outcome
+    }
+}
+
+/// One entry of an incident's timeline.
+public struct TimelineEntry: Codable, Sendable, Hashable {
+    public var timeMs: Int64
+    public var text: String
+
+    public init(timeMs: Int64, text: String) {
+        self.timeMs = timeMs
+        self.text = text
+    }
+}
+
+/// An incident: one per cause (`dedupKey`), updated as evidence arrives.
+/// Its fields are the runbook's escalation template.
+public struct Incident: Codable, Sendable, Hashable {
+    public var id: String
+    public var dedupKey: String
+    public var cause: IncidentCause
+    public var level: EscalationLevel
+    public var severity: Severity
+    public var status: IncidentStatus
+    /// "Training Failure Escalation - <job>" (or the node / dataset).
+    public var subject: String
+    public var nodes: [String]
+    public var jobs: [String]
+    public var dataset: String
+    public var failureTimeMs: Int64
+    public var openedAtMs: Int64
+    public var acknowledgedAtMs: Int64
+    public var resolvedAtMs: Int64
+    public var symptoms: [String]
+    public var stepsTaken: [RemediationStep]
+    public var currentStatus: String
+    public var impact: String
+    public var logTail: [String]
+    public var rootCause: String
+    public var timeline: [TimelineEntry]
+    /// Fleet incident this one is attached to; its pages are inhibited.
+    public var parentID: String
+    public var acknowledgedBy: String
+    public var resolvedBy: String
+    /// When the current level must have acknowledged before it climbs; 0 = never.
+    public var respondByMs: Int64
+
+    public init(
+        id: String,
+        dedupKey: String,
+        cause: IncidentCause,
+        level: EscalationLevel,
+        severity: Severity,
+        status: IncidentStatus = .open,
+        subject: String,
+        nodes: [String] = [],
+        jobs: [String] = [],
+        dataset: String = "",
+        failureTimeMs: Int64 = 0,
+        openedAtMs: Int64 = 0,
+        acknowledgedAtMs: Int64 = 0,
+        resolvedAtMs: Int64 = 0,
+        symptoms: [String] = [],
+        stepsTaken: [RemediationStep] = [],
+        currentStatus: String = "",
+        impact: String = "",
+        logTail: [String] = [],
+        rootCause: String = "",
+        timeline: [TimelineEntry] = [],
+        parentID: String = "",
+        acknowledgedBy: String = "",
+        resolvedBy: String = "",
+        respondByMs: Int64 = 0
+    ) {
+        self.id = id
+        self.dedupKey = dedupKey
+        self.cause = cause
+        self.level = level
+        self.severity = severity
+        self.status = status
+        self.subject = subject
+        self.nodes = nodes
+        self.jobs = jobs
+        self.dataset = dataset
+        self.failureTimeMs = failureTimeMs
+        self.openedAtMs = openedAtMs
+        self.acknowledgedAtMs = acknowledgedAtMs
+        self.resolvedAtMs = resolvedAtMs
+        self.symptoms = symptoms
+        self.stepsTaken = stepsTaken
+        self.currentStatus = currentStatus
+        self.impact = impact
+        self.logTail = logTail
+        self.rootCause = rootCause
+        self.timeline = timeline
+        self.parentID = parentID
+        self.acknowledgedBy = acknowledgedBy
+        self.resolvedBy = resolvedBy
+        self.respondByMs = respondByMs
+    }
+}
+
+/// A change to an incident, published on `archon.v1.escalations.<level>`.
+public struct Escalation: Codable, Sendable, Hashable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// New incident: page its level.
+        case opened
+        /// More evidence, no new page.
+        case updated
+        /// Not acknowledged in time: page the next level.
+        case escalated
+        case acknowledged
+        case resolved
+    }
+
+    public var kind: Kind
+    public var incident: Incident
+    public var timeMs: Int64
+    public var reason: String
+
+    public init(kind: Kind, incident: Incident, timeMs: Int64, reason: String = "") {
+        self.kind = kind
+        self.incident = incident
+        self.timeMs = timeMs
+        self.reason = reason
+    }
+}

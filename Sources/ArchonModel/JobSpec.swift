@@ -1,0 +1,87 @@
+/// A job as submitted by a person or a pipeline.
+public struct JobSpec: Codable, Sendable, Hashable {
+    /// Unique id, `[A-Za-z0-9_-]{1,64}`: it appears in NATS subjects and KV keys.
+    public var id: String
+    public var name: String
+    /// Owning team, for escalations.
+    public var team: String
+    /// argv of the training process.
+    public var command: [String]
+    /// Extra environment (the agent adds the `ARCHON_*` variables).
+    public var env: [String: String]
+    public var config: TrainingConfig
+    /// Free-form labels; jobs with the same `kind` label are compared across nodes by the bad-node rule.
+    public var labels: [String: String]
+
+    public init(
+        id: String,
+        name: String = "",
+        team: String = "",
+        command: [String] = [],
+        env: [String: String] = [:],
+        config: TrainingConfig = TrainingConfig(),
+        labels: [String: String] = [:]
+    ) {
+        self.id = id
+        self.name = name
+        self.team = team
+        self.command = command
+        self.env = env
+        self.config = config
+        self.labels = labels
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decodeIfPresent(String.self, forKey: .id) ?? ""
+        name = try c.decodeIfPresent(String.self, forKey: .name) ?? ""
+        team = try c.decodeIfPresent(String.self, forKey: .team) ?? ""
+        command = try c.decodeIfPresent([String].self, forKey: .command) ?? []
+        env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
+        config = try c.decodeIfPresent(TrainingConfig.self, forKey: .config) ?? TrainingConfig()
+        labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
+    }
+}
+
+/// Desired state of one job on one node (KV `archon_desired`, key `<node>.<job>`).
+public struct JobAssignment: Codable, Sendable, Hashable {
+    public enum DesiredState: String, Codable, Sendable, CaseIterable {
+        /// The attempt must be running (or have finished).
+        case running
+        /// No process may run for this job.
+        case stopped
+    }
+
+    public var spec: JobSpec
+    /// Attempt number from 1; a larger attempt replaces a running smaller one.
+    public var attempt: Int
+    /// Leader lease revision of the writer; agents ignore older epochs than the newest seen.
+    public var fencingEpoch: UInt64
+    public var desiredState: DesiredState
+    public var nodeID: String
+    /// Checkpoint to resume from; empty = the agent picks the latest valid one.
+    public var resumeFrom: String
+    public var assignedAtMs: Int64
+    /// Why this attempt exists, e.g. "oom: batchSize 64 -> 32".
+    public var reason: String
+
+    public init(
+        spec: JobSpec,
+        attempt: Int,
+        fencingEpoch: UInt64,
+        desiredState: DesiredState = .running,
+        nodeID: String,
+        resumeFrom: String = "",
+        assignedAtMs: Int64 = 0,
+        reason: String = ""
+    ) {
+        self.spec = spec
+        self.attempt = attempt
+        self.fencingEpoch = fencingEpoch
+        self.desiredState = desiredState
+        self.nodeID = nodeID
+        self.resumeFrom = resumeFrom
+        self.assignedAtMs = assignedAtMs
+        self.reason = reason
+    }
+}
