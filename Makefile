@@ -1,0 +1,27 @@
+# Archon Fleet. `make demo` runs the system; `make test` runs every test. Both install what is missing.
+SHELL := /bin/bash
+.PHONY: deps build test demo proto check-proto clean
+
+deps:
+	scripts/install-deps
+
+build: deps
+	swift build 2>&1 | tee .build-log.txt | grep -vE '^\[[0-9]+/[0-9]+\]'; test $${PIPESTATUS[0]} -eq 0
+	scripts/check-warnings < .build-log.txt
+
+proto:
+	scripts/gen-proto
+
+check-proto: deps
+	scripts/gen-proto --check
+
+test: deps check-proto
+	swift build --build-tests 2>&1 | tee .build-log.txt | grep -vE '^\[[0-9]+/[0-9]+\]'; test $${PIPESTATUS[0]} -eq 0
+	scripts/check-warnings < .build-log.txt
+	swift test --skip-build
+
+demo: deps
+	scripts/demo
+
+clean:
+	rm -rf .build .build-log.txt

@@ -1,0 +1,134 @@
+internal import CNATS
+
+/// A JetStream stream's configuration (the subset Archon uses).
+public struct StreamConfig: Sendable {
+    public enum Storage: Sendable { case file, memory }
+
+    public var name: String
+    public var subjects: [String]
+    public var storage: Storage
+    /// Messages older than this are discarded; nil keeps them until other limits apply.
+    public var maxAge: Duration?
+    /// Window in which a message id is remembered for de-duplication.
+    public var duplicateWindow: Duration
+    /// 1 on a single server, 3 or 5 on a cluster.
+    public var replicas: Int
+    public var maxBytes: Int64
+
+    public init(
+        name: String,
+        subjects: [String],
+        storage: Storage = .file,
+        maxAge: Duration? = nil,
+        duplicateWindow: Duration = .seconds(120),
+        replicas: Int = 1,
+        maxBytes: Int64 = -1
+    ) {
+        self.name = name
+        self.subjects = subjects
+        self.storage = storage
+        self.maxAge = maxAge
+        self.duplicateWindow = duplicateWindow
+        self.replicas = replicas
+        self.maxBytes = maxBytes
+    }
+}
+
+/// The server's answer to a JetStream publish.
+public struct PublishAck: Sendable, Equatable {
+    public var stream: String
+    public var sequence: UInt64
+    /// The message id was seen within the duplicate window: the message was not stored again.
+    public var duplicate: Bool
+}
+
+/// JetStream of one connection: streams, publish with de-duplication, pull consumers, KV buckets.
+///
+/// `@unchecked Sendable`: nats.c's `jsCtx` is safe to share between threads.
+public final class JetStream: @unchecked Sendable {
+    let handle: OpaquePointer
+    let connection: NATSConnection
+
+    init(connection: NATSConnection, timeout: Duration) throws(NATSError) {
+        var opts = jsOptions()
+        try check(jsOptions_Init(&opts), "jsOptions_Init")
+        opts.Wait = timeout.milliseconds
+        var js: OpaquePointer?
+        try check(natsConnection_JetStream(&js, connection.handle, &opts), "natsConnection_JetStream")
+        self.handle = js!
+        self.connection = connection
+    }
+
+    deinit {
+        jsCtx_Destroy(handle)
+    }
+
+    /// Creates the stream, or updates it to `config` when it exists.
+    public func createOrUpdateStream(_ config: StreamConfig) async throws(NATSError) {
+        try await connection.blocking.run { () throws(NATSError) in
+            let strings = CStrings()
+            var cfg = jsStreamConfig()
+            try check(jsStreamConfig_Init(&cfg), "jsStreamConfig_Init")
+            cfg.Name = strings.add(config.name)
+            var subjects: [UnsafePointer<CChar>?] = config.subjects.map { strings.add($0) }
+            try subjects.withUnsafeMutableBufferPointer { subjectsBuffer throws(NATSError) in
+                cfg.Subjects = subjectsBuffer.baseAddress
+                cfg.SubjectsLen = Int32(subjectsBuffer.count)
+                cfg.Storage = config.storage == .file ? js_FileStorage : js_MemoryStorage
+                cfg.MaxAge = (config.maxAge?.milliseconds ?? 0) * 1_000_000
+                cfg.Duplicates = config.duplicateWindow.milliseconds * 1_000_000
+                cfg.Replicas = Int64(config.replicas)
+                cfg.MaxBytes = config.maxBytes
+                var jerr = jsErrCode(rawValue: 0)
+                var info: UnsafeMutablePointer<jsStreamInfo>?
+                var status = js_UpdateStream(&info, self.handle, &cfg, nil, &jerr)
+                if status == NATS_NOT_FOUND || jerr.rawValue == 10059 {
+                    jerr = jsErrCode(rawValue: 0)
+                    status = js_AddStream(&info, self.handle, &cfg, nil, &jerr)
+                }
+                jsStreamInfo_Destroy(info)
+                try check(status, "create stream \(config.name)", jsError: jerr)
+            }
+        }
+    }
+
+    /// Publishes and waits for the stream's ack. A repeated `messageID` within the stream's duplicate
+    /// window is acknowledged but not stored again (``PublishAck/duplicate``).
+    public func publish(_ subject: String, _ payload: [UInt8], messageID: String? = nil) async throws(NATSError) -> PublishAck {
+        try await connection.blocking.run { () throws(NATSError) -> PublishAck in
+            let strings = CStrings()
+            var opts = jsPubOptions()
+            try check(jsPubOptions_Init(&opts), "jsPubOptions_Init")
+            opts.MsgId = strings.add(messageID)
+            var ack: UnsafeMutablePointer<jsPubAck>?
+            var jerr = jsErrCode(rawValue: 0)
+            let status = payload.withUnsafeBytes { bytes in
+                js_Publish(&ack, self.handle, subject, bytes.baseAddress, Int32(bytes.count), &opts, &jerr)
+            }
+            try check(status, "JetStream publish(\(subject))", jsError: jerr)
+            defer { jsPubAck_Destroy(ack) }
+            return PublishAck(stream: String(cString: ack!.pointee.Stream), sequence: ack!.pointee.Sequence, duplicate: ack!.pointee.Duplicate)
+        }
+    }
+
+    /// Binds to (creating if needed) a durable pull consumer with explicit acks.
+    ///
+    /// - Parameters:
+    ///   - ackWait: an unacked message is redelivered after this long.
+    ///   - maxDeliver: deliveries before the server gives up on a message (-1 = unlimited).
+    public func pullConsumer(
+        stream: String,
+        durable: String,
+        filterSubject: String,
+        ackWait: Duration = .seconds(30),
+        maxDeliver: Int = -1
+    ) async throws(NATSError) -> PullConsumer {
+        try await PullConsumer.bind(
+            jetStream: self, stream: stream, durable: durable, filterSubject: filterSubject, ackWait: ackWait, maxDeliver: maxDeliver)
+    }
+
+    /// Creates the bucket if it does not exist, else binds to it.
+    public func keyValue(_ config: KeyValueConfig) async throws(NATSError) -> KeyValue {
+        try await KeyValue.open(jetStream: self, config: config)
+    }
+}

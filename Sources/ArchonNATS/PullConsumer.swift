@@ -1,0 +1,144 @@
+internal import CNATS
+
+/// A durable JetStream pull consumer. Fetches run on the consumer's own Dispatch thread.
+///
+/// Destroying it keeps the durable consumer on the server: a new `PullConsumer` with the same
+/// durable name resumes after the last acknowledged message, and everything unacknowledged is
+/// redelivered once its ack wait passes.
+public final class PullConsumer: @unchecked Sendable {
+    let handle: OpaquePointer
+    let jetStream: JetStream
+    /// One thread per pull subscription: nats.c's fetch is not meant to be called concurrently.
+    private let thread: BlockingCalls
+    public let durable: String
+
+    private init(handle: OpaquePointer, jetStream: JetStream, thread: BlockingCalls, durable: String) {
+        self.handle = handle
+        self.jetStream = jetStream
+        self.thread = thread
+        self.durable = durable
+    }
+
+    static func bind(
+        jetStream: JetStream, stream: String, durable: String, filterSubject: String, ackWait: Duration, maxDeliver: Int
+    ) async throws(NATSError) -> PullConsumer {
+        let thread = BlockingCalls(label: "archon.nats.pull.\(durable)", serial: true)
+        let handle = try await thread.run { () throws(NATSError) -> UncheckedHandle in
+            let strings = CStrings()
+            var opts = jsSubOptions()
+            try check(jsSubOptions_Init(&opts), "jsSubOptions_Init")
+            opts.Stream = strings.add(stream)
+            opts.Config.Durable = strings.add(durable)
+            opts.Config.AckPolicy = js_AckExplicit
+            opts.Config.AckWait = ackWait.milliseconds * 1_000_000
+            opts.Config.MaxDeliver = Int64(maxDeliver)
+            opts.Config.FilterSubject = strings.add(filterSubject)
+            var sub: OpaquePointer?
+            var jerr = jsErrCode(rawValue: 0)
+            try check(js_PullSubscribe(&sub, jetStream.handle, filterSubject, durable, nil, &opts, &jerr), "pull subscribe \(stream)/\(durable)", jsError: jerr)
+            return UncheckedHandle(sub!)
+        }
+        return PullConsumer(handle: handle.pointer, jetStream: jetStream, thread: thread, durable: durable)
+    }
+
+    deinit {
+        // Destroy without Unsubscribe: the durable consumer stays on the server.
+        natsSubscription_Destroy(handle)
+    }
+
+    /// Up to `batch` messages; an empty array when none arrived within `timeout` (not an error).
+    public func fetch(batch: Int, timeout: Duration) async throws(NATSError) -> [JetStreamMessage] {
+        try await thread.run { () throws(NATSError) -> [JetStreamMessage] in
+            var list = natsMsgList()
+            var jerr = jsErrCode(rawValue: 0)
+            let status = natsSubscription_Fetch(&list, self.handle, Int32(batch), timeout.milliseconds, &jerr)
+            if status == NATS_TIMEOUT { return [] }
+            try check(status, "fetch \(self.durable)", jsError: jerr)
+            var messages: [JetStreamMessage] = []
+            messages.reserveCapacity(Int(list.Count))
+            for i in 0..<Int(list.Count) {
+                if let msg = list.Msgs[i] {
+                    messages.append(JetStreamMessage(handle: msg, consumer: self))
+                    list.Msgs[i] = nil  // now owned by JetStreamMessage
+                }
+            }
+            natsMsgList_Destroy(&list)
+            return messages
+        }
+    }
+}
+
+/// Where a JetStream message sits in its stream and consumer.
+public struct JetStreamMetadata: Sendable, Equatable {
+    public var streamSequence: UInt64
+    public var consumerSequence: UInt64
+    /// 1 on first delivery; more on redeliveries.
+    public var deliveries: UInt64
+    /// Messages still waiting for this consumer after this one: the consumer's lag.
+    public var pending: UInt64
+    /// When the stream stored it, Unix nanoseconds.
+    public var timestampNanos: Int64
+}
+
+/// A message fetched from a pull consumer; acknowledge it exactly once (ack, nak or term).
+///
+/// `@unchecked Sendable`: the acks go through the connection, which nats.c makes thread-safe;
+/// do not ack one message from two threads.
+public final class JetStreamMessage: @unchecked Sendable {
+    private let handle: OpaquePointer
+    // Acks use the subscription: keep it alive as long as its messages.
+    private let consumer: PullConsumer
+    public let subject: String
+    public let payload: [UInt8]
+
+    init(handle: OpaquePointer, consumer: PullConsumer) {
+        self.handle = handle
+        self.consumer = consumer
+        let message = NATSMessage(handle)
+        self.subject = message.subject
+        self.payload = message.payload
+    }
+
+    deinit {
+        natsMsg_Destroy(handle)
+    }
+
+    public var metadata: JetStreamMetadata? {
+        var meta: UnsafeMutablePointer<jsMsgMetaData>?
+        guard natsMsg_GetMetaData(&meta, handle) == NATS_OK, let meta else { return nil }
+        defer { jsMsgMetaData_Destroy(meta) }
+        return JetStreamMetadata(
+            streamSequence: meta.pointee.Sequence.Stream,
+            consumerSequence: meta.pointee.Sequence.Consumer,
+            deliveries: meta.pointee.NumDelivered,
+            pending: meta.pointee.NumPending,
+            timestampNanos: meta.pointee.Timestamp
+        )
+    }
+
+    /// Done with it: the server will not deliver it again.
+    public func ack() throws(NATSError) {
+        try check(natsMsg_Ack(handle, nil), "ack \(subject)")
+    }
+
+    /// Done with it, once the server confirms the ack.
+    public func ackSync() async throws(NATSError) {
+        try await consumer.jetStream.connection.blocking.run { () throws(NATSError) in
+            try check(natsMsg_AckSync(self.handle, nil, nil), "ack \(self.subject)")
+        }
+    }
+
+    /// Could not process it now: redeliver after `delay` (nil = at once).
+    public func nak(delay: Duration? = nil) throws(NATSError) {
+        if let delay {
+            try check(natsMsg_NakWithDelay(handle, delay.milliseconds, nil), "nak \(subject)")
+        } else {
+            try check(natsMsg_Nak(handle, nil), "nak \(subject)")
+        }
+    }
+
+    /// Never deliver it again (malformed or rejected: redelivery cannot help).
+    public func term() throws(NATSError) {
+        try check(natsMsg_Term(handle, nil), "term \(subject)")
+    }
+}

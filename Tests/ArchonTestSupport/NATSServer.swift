@@ -1,0 +1,123 @@
+public import Foundation
+
+/// A real `nats-server` with JetStream on a free loopback port and a temporary store, for tests.
+///
+/// `stop()` and `start()` again keep the port and the store: that is a server restart.
+public final class NATSServer: @unchecked Sendable {
+    public let port: Int
+    public let storeDirectory: URL
+    private var process: Process?
+    private let lock = NSLock()
+
+    public var url: String { "nats://127.0.0.1:\(port)" }
+
+    /// Starts a server; throws when `nats-server` is missing or does not come up.
+    public init() throws {
+        port = try freeLoopbackPort()
+        storeDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("archon-nats-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: storeDirectory, withIntermediateDirectories: true)
+        try start()
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: storeDirectory)
+    }
+
+    public func start() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard process == nil else { return }
+        let p = Process()
+        p.executableURL = try executable("nats-server")
+        p.arguments = ["-js", "-a", "127.0.0.1", "-p", "\(port)", "-sd", storeDirectory.path]
+        let log = storeDirectory.appendingPathComponent("server.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        process = p
+        // Ready when it accepts TCP connections (JetStream is up by then: it starts before the client listener).
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if canConnect(port: port) { return }
+            guard p.isRunning else { break }
+            usleep(20_000)
+        }
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        throw TestSupportError("nats-server did not start on port \(port): \(text.suffix(2000))")
+    }
+
+    /// Stops the server (SIGTERM, then waits). Idempotent.
+    public func stop() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let p = process else { return }
+        process = nil
+        if p.isRunning {
+            p.terminate()
+            p.waitUntilExit()
+        }
+    }
+}
+
+public struct TestSupportError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Looks a program up in PATH (and /usr/sbin, where Debian puts nats-server).
+public func executable(_ name: String) throws -> URL {
+    let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/usr/local/sbin"
+    for dir in path.split(separator: ":") {
+        let candidate = URL(fileURLWithPath: String(dir)).appendingPathComponent(name)
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+    }
+    throw TestSupportError("\(name) not found in PATH; install it with `make deps` (Debian package nats-server)")
+}
+
+/// A TCP port that is free on 127.0.0.1 right now.
+public func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestSupportError("socket() failed") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    let bound = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else { throw TestSupportError("bind() failed") }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+func canConnect(port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes — for waiting on real servers and processes,
+/// never as a stand-in for a measurement.
+public func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
