@@ -19,6 +19,7 @@ test: deps check-proto
 	swift build --build-tests 2>&1 | tee .build-log.txt | grep -vE '^\[[0-9]+/[0-9]+\]'; test $${PIPESTATUS[0]} -eq 0
 	scripts/check-warnings < .build-log.txt
 	swift test --skip-build
+	python3 -m pytest -q -p no:cacheprovider clients/python examples/trainers
 
 demo: deps
 	scripts/demo
