@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // System libraries (Debian: libnats-dev, libprotobuf-c-dev).
@@ -29,11 +30,23 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "ArchonCore", dependencies: ["ArchonModel"], swiftSettings: strict),
+        // fork/exec under a reaper shim, cgroup join and rlimits: only async-signal-safe C after fork.
+        .target(name: "CArchonSpawn"),
+        .target(
+            name: "ArchonAgent",
+            dependencies: [
+                "ArchonModel", "ArchonWire", "ArchonNATS", "CArchonSpawn",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "archon",
             dependencies: [
-                "ArchonModel", "ArchonWire", "ArchonNATS", "ArchonCore",
+                "ArchonModel", "ArchonWire", "ArchonNATS", "ArchonCore", "ArchonAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -43,6 +56,7 @@ let package = Package(
         .target(name: "ArchonTestSupport", dependencies: ["ArchonNATS"], path: "Tests/ArchonTestSupport", swiftSettings: strict),
         .testTarget(name: "ArchonWireTests", dependencies: ["ArchonWire", "ArchonModel"], resources: [.copy("Golden")]),
         .testTarget(name: "ArchonNATSTests", dependencies: ["ArchonNATS", "ArchonTestSupport"]),
+        .testTarget(name: "ArchonAgentTests", dependencies: ["ArchonAgent", "ArchonModel", "ArchonWire", "ArchonNATS", "ArchonTestSupport"]),
         .testTarget(
             name: "ArchonCoreTests",
             dependencies: ["ArchonCore", "ArchonModel", .product(name: "PropertyBased", package: "swift-property-based")]

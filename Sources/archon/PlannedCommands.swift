@@ -15,11 +15,6 @@ struct ControllerCommand: PlannedCommand {
         commandName: "controller", abstract: "Run the controller: consume fleet events, remediate, escalate, serve the HTTP API.")
 }
 
-struct AgentCommand: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "agent", abstract: "Run the node agent: supervise training processes on this machine.")
-}
-
 struct DevCommand: PlannedCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev", abstract: "Run a whole fleet on this machine: nats-server, a controller and N agents.")

@@ -1,0 +1,346 @@
+public import ArchonModel
+import ArchonNATS
+import ArchonWire
+import Foundation
+public import Logging
+public import ServiceLifecycle
+
+/// The node agent: supervises this machine's training processes and reconciles them to the desired
+/// state the controller writes in KV `archon_desired` (keys `<node>.<job>`).
+///
+/// Level-triggered: after its own restart, or a NATS outage, it reads the desired state again and
+/// converges; processes a previous agent started are re-adopted (or stopped), never started twice.
+public actor Agent: Service {
+    public let config: AgentConfig
+    let logger: Logger
+    let outbox: EventOutbox
+    let enforcer: MemoryEnforcer
+    let startedAtMs = currentMillis()
+
+    /// Running (or stopping) attempts by job id.
+    private var jobs: [String: JobProcess] = [:]
+    /// Latest desired assignment per job; nil entry = not desired.
+    private var desired: [String: JobAssignment] = [:]
+    /// Newest fencing epoch seen: assignments from older controllers' leases are ignored.
+    private var fencingEpoch: UInt64
+    /// Until the first full read of the desired state, nothing is stopped for lack of an assignment.
+    private var desiredStateLoaded = false
+    private var nodeSequenceFile: String { "\(config.workDirectory)/node-sequence" }
+    private var fencingFile: String { "\(config.workDirectory)/fencing-epoch" }
+
+    public init(config: AgentConfig, logger: Logger) throws {
+        var logger = logger
+        logger[metadataKey: "node.id"] = "\(config.nodeID)"
+        self.config = config
+        self.logger = logger
+        try FileManager.default.createDirectory(atPath: "\(config.workDirectory)/jobs", withIntermediateDirectories: true)
+        outbox = try EventOutbox(directory: "\(config.workDirectory)/outbox", logger: logger)
+        enforcer = MemoryEnforcer(mode: config.memoryMode, nodeID: config.nodeID, logger: logger)
+        fencingEpoch = (try? String(contentsOfFile: "\(config.workDirectory)/fencing-epoch", encoding: .utf8))
+            .flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
+    }
+
+    /// How memory limits are enforced here (also in NodeStatus).
+    public var enforcement: EnforcementCapabilities { enforcer.capabilities }
+
+    /// Events spooled and not yet acknowledged by JetStream.
+    public var pendingEvents: Int { outbox.pendingCount }
+
+    /// Jobs with a live process, by id → attempt.
+    public var runningJobs: [String: Int] { jobs.mapValues(\.attempt) }
+
+    public func run() async throws {
+        logger.info("agent.starting", metadata: ["agent.work_dir": "\(config.workDirectory)",
+                                                 "agent.memory_enforcement": "\(enforcer.capabilities.memory.rawValue)"])
+        adoptPreviousProcesses()
+        var options = config.nats
+        options.retryOnFailedConnect = true
+        if options.name == "archon" { options.name = "archon-agent-\(config.nodeID)" }
+        let connection = try await NATSConnection.connect(options, logger: logger)
+        let js = try connection.jetStream()
+        publishNodeStatus()
+
+        // Each task returns whether it is the shutdown signal; the others run until cancelled.
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await self.outbox.run { subject, payload, id in _ = try await js.publish(subject, payload, messageID: id) }; return false }
+            group.addTask { await self.ensureStreamsLoop(js); return false }
+            group.addTask { await self.watchDesiredState(js); return false }
+            group.addTask { await self.serveLogs(connection); return false }
+            group.addTask { await self.heartbeatLoop(); return false }
+            group.addTask { await self.superviseLoop(); return false }
+            // Graceful shutdown (SIGTERM through the ServiceGroup) or cancellation ends the agent.
+            group.addTask {
+                try? await gracefulShutdown()
+                return true
+            }
+            while let isShutdown = await group.next() {
+                if isShutdown { break }
+            }
+            group.cancelAll()
+        }
+        await shutdown()
+        connection.close()
+    }
+
+    private func shutdown() async {
+        guard config.stopJobsOnExit else {
+            logger.info("agent.stopping.jobs_left_running", metadata: ["agent.jobs": "\(jobs.keys.sorted())"])
+            for job in jobs.values { job.detach() }
+            jobs.removeAll()
+            return
+        }
+        let now = currentMillis()
+        for job in jobs.values { job.stop(.stopRequested, nowMs: now) }
+        let deadline = ContinuousClock.now + config.gracePeriod + .seconds(5)
+        while !jobs.isEmpty, ContinuousClock.now < deadline {
+            tick()
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        // Give the outbox a moment to send the exits.
+        let flushDeadline = ContinuousClock.now + .seconds(3)
+        while outbox.pendingCount > 0, ContinuousClock.now < flushDeadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    // MARK: Desired state
+
+    private func watchDesiredState(_ js: JetStream) async {
+        while !Task.isCancelled {
+            do {
+                let kv = try await js.keyValue(KeyValueConfig(bucket: Fleet.desiredBucket))
+                let watch = try await kv.watch("\(config.nodeID).>")
+                for await event in watch {
+                    switch event {
+                    case .entry(let entry): desiredChanged(entry)
+                    case .initialValuesDone:
+                        desiredStateLoaded = true
+                        reconcileAll()
+                    }
+                }
+            } catch {
+                logger.warning("agent.desired.watch_failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func desiredChanged(_ entry: KVEntry) {
+        let jobID = String(entry.key.dropFirst(config.nodeID.count + 1))
+        guard entry.operation == .put else {
+            desired[jobID] = nil
+            reconcile(jobID)
+            return
+        }
+        let assignment: JobAssignment
+        do {
+            assignment = try JobAssignment.decode(entry.value)
+        } catch {
+            logger.error("agent.desired.malformed", metadata: ["kv.key": "\(entry.key)", "error": "\(error)"])
+            return
+        }
+        guard assignment.spec.id == jobID, assignment.nodeID == config.nodeID else {
+            logger.error("agent.desired.mismatch", metadata: ["kv.key": "\(entry.key)", "job.id": "\(assignment.spec.id)",
+                                                             "assignment.node": "\(assignment.nodeID)"])
+            return
+        }
+        guard assignment.fencingEpoch >= fencingEpoch else {
+            logger.warning("agent.desired.fenced", metadata: [
+                "job.id": "\(jobID)", "assignment.epoch": "\(assignment.fencingEpoch)", "agent.epoch": "\(fencingEpoch)",
+            ])
+            return
+        }
+        if assignment.fencingEpoch > fencingEpoch {
+            fencingEpoch = assignment.fencingEpoch
+            try? "\(fencingEpoch)".write(toFile: fencingFile, atomically: true, encoding: .utf8)
+        }
+        desired[jobID] = assignment
+        reconcile(jobID)
+    }
+
+    private func reconcileAll() {
+        for jobID in Set(desired.keys).union(jobs.keys) { reconcile(jobID) }
+    }
+
+    /// Makes the processes of one job match its desired state.
+    private func reconcile(_ jobID: String) {
+        let now = currentMillis()
+        let want = desired[jobID]
+        if let running = jobs[jobID] {
+            guard let want, want.desiredState == .running else {
+                // Not desired (deleted or stopped). Before the first full read, keep what runs.
+                if desiredStateLoaded || want?.desiredState == .stopped { running.stop(.stopRequested, nowMs: now) }
+                return
+            }
+            if running.attempt < want.attempt { running.stop(.stopRequested, nowMs: now) }
+            return  // the newer attempt starts once this one has exited (see tick)
+        }
+        guard let want, want.desiredState == .running else { return }
+        let paths = JobPaths(workDirectory: config.workDirectory, jobID: jobID)
+        if let record = JobPaths.load(paths.record), record.assignment.attempt >= want.attempt, record.finished {
+            return  // this attempt already ran here
+        }
+        start(want, nowMs: now)
+    }
+
+    private func start(_ assignment: JobAssignment, nowMs: Int64) {
+        do {
+            let job = try JobProcess.start(
+                assignment, workDirectory: config.workDirectory, nodeID: config.nodeID, enforcer: enforcer, outbox: outbox,
+                defaultHangSeconds: config.defaultHangSeconds, logger: logger, nowMs: nowMs)
+            jobs[assignment.spec.id] = job
+            publishNodeStatus()
+        } catch {
+            // The node could not run it: say so as the attempt's exit, so the controller can re-place it.
+            logger.error("agent.job.spawn_failed", metadata: ["job.id": "\(assignment.spec.id)", "error": "\(error)"])
+            let paths = JobPaths(workDirectory: config.workDirectory, jobID: assignment.spec.id)
+            try? FileManager.default.createDirectory(atPath: paths.attempt(assignment.attempt), withIntermediateDirectories: true)
+            let exited = JobExited(exitCode: 127, failureClass: .nodeFault, detail: "agent could not start the process: \(error)")
+            JobProcess.emit(.exited(exited), jobID: assignment.spec.id, attempt: assignment.attempt, nodeID: config.nodeID,
+                            paths: paths, outbox: outbox, logger: logger, nowMs: nowMs)
+            paths.save(JobRecord(assignment: assignment, shimPID: 0, shimStartTime: 0, trainerPID: 0, startedAtMs: nowMs, cgroup: nil,
+                                 oomKillsAtStart: 0, memoryEnforcement: enforcer.capabilities.memory, finished: true, exit: exited))
+        }
+    }
+
+    /// Finds the attempts a previous agent process left: adopts the live ones, reports the ones that ended.
+    private func adoptPreviousProcesses() {
+        let root = "\(config.workDirectory)/jobs"
+        let now = currentMillis()
+        for jobID in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
+            let paths = JobPaths(workDirectory: config.workDirectory, jobID: jobID)
+            guard let record = JobPaths.load(paths.record), !record.finished else { continue }
+            let job = JobProcess.adopt(record, paths: paths, nodeID: config.nodeID, outbox: outbox,
+                                       defaultHangSeconds: config.defaultHangSeconds, logger: logger, nowMs: now)
+            jobs[jobID] = job
+            if !JobProcess.isAlive(record) {
+                logger.info("agent.job.ended_while_away", metadata: ["job.id": "\(jobID)"])
+            }
+        }
+    }
+
+    // MARK: Supervision
+
+    private func superviseLoop() async {
+        while !Task.isCancelled {
+            tick()
+            try? await Task.sleep(for: config.tickInterval)
+        }
+    }
+
+    /// One pass over the jobs: exits, limits, stop grace periods, resource samples.
+    func tick() {
+        let now = currentMillis()
+        var changed = false
+        for (jobID, job) in jobs {
+            if let status = job.exitStatus() {
+                _ = job.finish(code: status.code, signal: status.signal, nowMs: now)
+                jobs[jobID] = nil
+                changed = true
+                reconcile(jobID)
+                continue
+            }
+            if job.isStopping {
+                job.tickStop(nowMs: now, graceMs: config.gracePeriod.millis)
+            } else if let violation = job.violation(nowMs: now) {
+                job.stop(violation, nowMs: now)
+            }
+            job.sampleIfDue(nowMs: now, intervalMs: config.sampleInterval.millis)
+        }
+        if changed { publishNodeStatus() }
+    }
+
+    // MARK: Node status, heartbeats, logs
+
+    private func heartbeatLoop() async {
+        var lastStatus = ContinuousClock.now
+        while !Task.isCancelled {
+            try? await Task.sleep(for: config.heartbeatInterval)
+            emitNode(.heartbeat(Heartbeat(runningJobs: jobs.count)))
+            if ContinuousClock.now - lastStatus >= config.statusInterval {
+                publishNodeStatus()
+                lastStatus = ContinuousClock.now
+            }
+        }
+    }
+
+    private func ensureStreamsLoop(_ js: JetStream) async {
+        while !Task.isCancelled {
+            do {
+                try await Fleet.ensureStreams(js)
+                return
+            } catch {
+                logger.warning("agent.streams.unavailable", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    func nodeStatus() -> NodeStatus {
+        var capacity = NodeProbe.capacity(workDirectory: config.workDirectory)
+        if let memory = config.advertisedMemoryBytes { capacity.memoryBytes = memory }
+        let disk = NodeProbe.disk(config.workDirectory)
+        let reserved = jobs.values.reduce(UInt64(0)) { $0 + $1.config.resources.memoryBytes }
+        return NodeStatus(
+            nodeID: config.nodeID,
+            hostname: ProcessInfo.processInfo.hostName,
+            agentVersion: "0.1.0",
+            capacity: capacity,
+            usage: NodeUsage(memoryReservedBytes: reserved, memoryUsedBytes: NodeProbe.memoryUsed(), diskUsedBytes: disk.used,
+                             runningJobs: jobs.count),
+            labels: config.labels,
+            enforcement: enforcer.capabilities,
+            startedAtMs: startedAtMs,
+            runningJobs: jobs.keys.sorted())
+    }
+
+    private func publishNodeStatus() {
+        emitNode(.nodeStatus(nodeStatus()))
+    }
+
+    private func emitNode(_ body: TrainingEvent.Body) {
+        let sequence = (try? String(contentsOfFile: nodeSequenceFile, encoding: .utf8))
+            .flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 1
+        try? "\(sequence + 1)".write(toFile: nodeSequenceFile, atomically: true, encoding: .utf8)
+        let event = TrainingEvent(jobID: "", nodeID: config.nodeID, attempt: 0, sequence: sequence, timeMs: currentMillis(), body: body)
+        do {
+            try outbox.append(event)
+        } catch {
+            logger.error("agent.outbox.write_failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func serveLogs(_ connection: NATSConnection) async {
+        do {
+            let subscription = try connection.subscribe(Fleet.logsSubject(node: config.nodeID))
+            for await batch in subscription {
+                for message in batch {
+                    guard let reply = message.reply else { continue }
+                    let answer = logReply(for: message.payload)
+                    do {
+                        try connection.publish(reply, answer.encoded())
+                    } catch {
+                        logger.warning("agent.logs.reply_failed", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+        } catch {
+            logger.error("agent.logs.subscribe_failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func logReply(for payload: [UInt8]) -> LogReply {
+        let request: LogRequest
+        do {
+            request = try LogRequest.decode(payload)
+        } catch {
+            return LogReply(error: "malformed log request: \(error)")
+        }
+        let paths = JobPaths(workDirectory: config.workDirectory, jobID: request.jobID)
+        guard !request.jobID.contains("/"), !request.jobID.contains(".."), let record = JobPaths.load(paths.record) else {
+            return LogReply(error: "job '\(request.jobID)' has never run on node \(config.nodeID)")
+        }
+        let count = request.tail > 0 ? min(request.tail, 10_000) : 100
+        return LogReply(lines: LogTail.lines(of: paths.log(record.assignment.attempt), count: count))
+    }
+}

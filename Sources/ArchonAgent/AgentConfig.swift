@@ -1,0 +1,65 @@
+public import ArchonNATS
+
+/// How an agent runs. Every duration has a default an operator rarely needs to change.
+public struct AgentConfig: Sendable {
+    /// `[A-Za-z0-9_-]+`: it appears in subjects and KV keys.
+    public var nodeID: String
+    public var nats: NATSOptions
+    /// Per-job folders (logs, checkpoints, state) and the event spool live here.
+    public var workDirectory: String
+    public var labels: [String: String]
+    public var memoryMode: MemoryEnforcer.Mode
+    /// Node heartbeat period.
+    public var heartbeatInterval: Duration
+    /// Per-job resource sample period.
+    public var sampleInterval: Duration
+    /// Full NodeStatus period (also sent whenever the running set changes).
+    public var statusInterval: Duration
+    /// Time between SIGTERM and SIGKILL when stopping a job (lets the trainer checkpoint).
+    public var gracePeriod: Duration
+    /// Hang window for jobs that report progress but set no `timeouts.heartbeatSeconds`.
+    public var defaultHangSeconds: Int
+    /// Stop the jobs when the agent itself is stopped (default: leave them and re-adopt on restart).
+    public var stopJobsOnExit: Bool
+    /// How often the supervision loop checks processes and limits.
+    public var tickInterval: Duration
+    /// Reported in NodeStatus; the memory a node advertises may be overridden (e.g. a node that shares its host).
+    public var advertisedMemoryBytes: UInt64?
+
+    public init(
+        nodeID: String,
+        nats: NATSOptions,
+        workDirectory: String,
+        labels: [String: String] = [:],
+        memoryMode: MemoryEnforcer.Mode = .auto,
+        heartbeatInterval: Duration = .seconds(2),
+        sampleInterval: Duration = .seconds(5),
+        statusInterval: Duration = .seconds(30),
+        gracePeriod: Duration = .seconds(10),
+        defaultHangSeconds: Int = 300,
+        stopJobsOnExit: Bool = false,
+        tickInterval: Duration = .milliseconds(200),
+        advertisedMemoryBytes: UInt64? = nil
+    ) {
+        self.nodeID = nodeID
+        self.nats = nats
+        self.workDirectory = workDirectory
+        self.labels = labels
+        self.memoryMode = memoryMode
+        self.heartbeatInterval = heartbeatInterval
+        self.sampleInterval = sampleInterval
+        self.statusInterval = statusInterval
+        self.gracePeriod = gracePeriod
+        self.defaultHangSeconds = defaultHangSeconds
+        self.stopJobsOnExit = stopJobsOnExit
+        self.tickInterval = tickInterval
+        self.advertisedMemoryBytes = advertisedMemoryBytes
+    }
+}
+
+extension Duration {
+    var millis: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,125 @@
+public import ArchonModel
+import ArchonNATS
+import ArchonWire
+import Foundation
+public import Logging
+import Synchronization
+
+/// The agent's outgoing events, spooled on disk until JetStream acknowledges them.
+///
+/// Every event is written to a file of its own (named by a counter, so the folder sorts in order)
+/// before anything is sent. One sender publishes the oldest with its message id, deletes it on the
+/// stream's ack, and on failure retries the same one with backoff: while NATS is unreachable events
+/// accumulate on disk, and when it returns they go out in order — none lost, and a republish after a
+/// crash between ack and delete is dropped by the stream's de-duplication window.
+public final class EventOutbox: Sendable {
+    /// Publishes one event; throws when it was not acknowledged.
+    public typealias Publish = @Sendable (_ subject: String, _ payload: [UInt8], _ messageID: String) async throws -> Void
+
+    private struct State {
+        var next: UInt64
+        var pending: [String]
+        var wakeUp: CheckedContinuation<Void, Never>?
+    }
+
+    private let directory: String
+    private let logger: Logger
+    private let state: Mutex<State>
+
+    public init(directory: String, logger: Logger) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let pending = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".pb") }.sorted()
+        let next = pending.last.flatMap { UInt64($0.dropLast(3)) }.map { $0 + 1 } ?? 0
+        self.directory = directory
+        self.logger = logger
+        state = Mutex(State(next: next, pending: pending, wakeUp: nil))
+        if !pending.isEmpty {
+            logger.info("agent.outbox.recovered", metadata: ["outbox.pending": "\(pending.count)"])
+        }
+    }
+
+    /// Events written but not yet acknowledged by the stream.
+    public var pendingCount: Int { state.withLock { $0.pending.count } }
+
+    /// Spools an event; it is sent by ``run(publish:)``. Thread-safe; keeps the order of calls.
+    public func append(_ event: TrainingEvent) throws {
+        let bytes = Data(event.encoded())
+        let waiter: CheckedContinuation<Void, Never>? = try state.withLock { s in
+            let name = String(format: "%020llu.pb", s.next)
+            try bytes.write(to: URL(fileURLWithPath: "\(directory)/\(name)"))
+            s.next += 1
+            s.pending.append(name)
+            defer { s.wakeUp = nil }
+            return s.wakeUp
+        }
+        waiter?.resume()
+    }
+
+    /// Sends spooled events until cancelled.
+    public func run(publish: Publish) async {
+        var backoff = Duration.milliseconds(100)
+        while !Task.isCancelled {
+            guard let name = await nextPending() else { return }
+            let path = "\(directory)/\(name)"
+            guard let data = FileManager.default.contents(atPath: path) else {
+                logger.error("agent.outbox.unreadable", metadata: ["outbox.file": "\(path)"])
+                drop(name)
+                continue
+            }
+            let event: TrainingEvent
+            do {
+                event = try TrainingEvent.decode(Array(data))
+            } catch {
+                logger.error("agent.outbox.corrupt", metadata: ["outbox.file": "\(path)", "error": "\(error)"])
+                drop(name)
+                continue
+            }
+            do {
+                try await publish(Self.subject(for: event), Array(data), event.messageID)
+                drop(name)
+                backoff = .milliseconds(100)
+            } catch {
+                logger.warning("agent.outbox.publish_failed", metadata: [
+                    "outbox.pending": "\(pendingCount)", "error": "\(error)", "retry.in": "\(backoff)",
+                ])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+    }
+
+    /// `archon.v1.events.<node>.<job>`, or `archon.v1.events.<node>._node` for node-wide events.
+    public static func subject(for event: TrainingEvent) -> String {
+        Fleet.eventsSubject(node: event.nodeID, job: event.jobID.isEmpty ? nil : event.jobID)
+    }
+
+    private func drop(_ name: String) {
+        try? FileManager.default.removeItem(atPath: "\(directory)/\(name)")
+        state.withLock { s in
+            if s.pending.first == name { s.pending.removeFirst() }
+        }
+    }
+
+    private func nextPending() async -> String? {
+        while !Task.isCancelled {
+            if let first = state.withLock({ $0.pending.first }) { return first }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let resumeNow = state.withLock { s in
+                        if !s.pending.isEmpty || Task.isCancelled { return true }
+                        s.wakeUp = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            } onCancel: {
+                let waiter = state.withLock { s in
+                    defer { s.wakeUp = nil }
+                    return s.wakeUp
+                }
+                waiter?.resume()
+            }
+        }
+        return nil
+    }
+}

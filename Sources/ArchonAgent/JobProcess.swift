@@ -1,0 +1,519 @@
+import ArchonModel
+import CArchonSpawn
+import Foundation
+import Logging
+
+/// What the agent keeps on disk about one attempt, so that a restarted agent finds its processes again.
+/// `<work>/jobs/<job>/state.json`.
+struct JobRecord: Codable, Sendable {
+    var assignment: JobAssignment
+    var shimPID: Int32
+    var shimStartTime: UInt64
+    var trainerPID: Int32
+    var startedAtMs: Int64
+    var cgroup: MemoryEnforcer.JobCgroup?
+    var oomKillsAtStart: Int
+    var memoryEnforcement: Enforcement
+    /// The exit has been published: nothing runs for this attempt any more.
+    var finished: Bool
+    var exit: JobExited?
+}
+
+/// Paths of one job in the agent's work directory.
+struct JobPaths: Sendable {
+    let job: String
+
+    init(workDirectory: String, jobID: String) {
+        job = "\(workDirectory)/jobs/\(jobID)"
+    }
+
+    var record: String { "\(job)/state.json" }
+    var checkpoints: String { "\(job)/checkpoints" }
+    func attempt(_ n: Int) -> String { "\(job)/attempt-\(n)" }
+    func log(_ n: Int) -> String { "\(attempt(n))/output.log" }
+    func fifo(_ n: Int) -> String { "\(attempt(n))/events.fifo" }
+    func status(_ n: Int) -> String { "\(attempt(n))/exit-status" }
+    func config(_ n: Int) -> String { "\(attempt(n))/config.json" }
+    func sequence(_ n: Int) -> String { "\(attempt(n))/sequence" }
+
+    static func load(_ path: String) -> JobRecord? {
+        FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(JobRecord.self, from: $0) }
+    }
+
+    func save(_ record: JobRecord) {
+        if let data = try? JSONEncoder().encode(record) {
+            try? data.write(to: URL(fileURLWithPath: self.record), options: .atomic)
+        }
+    }
+}
+
+/// One running attempt of a job: its processes, its events fd, its limits and timers.
+///
+/// Thread-safety: `state` is guarded by `lock`; the reader thread and the agent's tick both use it.
+final class JobProcess: @unchecked Sendable {
+    struct Progress {
+        var lastProgressMs: Int64
+        var epochStartedMs: Int64
+        var epochsCompleted = 0
+        var reportedLines = 0
+        var reportedError: FailureClass?
+        var stopReason: AgentKill?
+        var termSentMs: Int64?
+        var killSent = false
+        var lastCPUSeconds = 0.0
+        var lastSampleMs: Int64 = 0
+    }
+
+    let paths: JobPaths
+    private(set) var record: JobRecord
+    let nodeID: String
+    let outbox: EventOutbox
+    let checkpoints: CheckpointKeeper
+    let logger: Logger
+    /// Hang window when the job sets none but has shown it speaks the contract.
+    let defaultHangSeconds: Int
+    /// True when the shim is our child (we must reap it); false for adopted orphans.
+    let isChild: Bool
+
+    private let lock = NSLock()
+    private var state: Progress
+    private var readerDone: DispatchSemaphore?
+    private var stopReading = false
+
+    var jobID: String { record.assignment.spec.id }
+    var attempt: Int { record.assignment.attempt }
+    var config: TrainingConfig { record.assignment.spec.config }
+
+    private init(record: JobRecord, paths: JobPaths, nodeID: String, outbox: EventOutbox, checkpoints: CheckpointKeeper,
+                 logger: Logger, defaultHangSeconds: Int, isChild: Bool, nowMs: Int64) {
+        self.record = record
+        self.paths = paths
+        self.nodeID = nodeID
+        self.outbox = outbox
+        self.checkpoints = checkpoints
+        self.defaultHangSeconds = defaultHangSeconds
+        self.isChild = isChild
+        var logger = logger
+        logger[metadataKey: "job.id"] = "\(record.assignment.spec.id)"
+        logger[metadataKey: "job.attempt"] = "\(record.assignment.attempt)"
+        self.logger = logger
+        state = Progress(lastProgressMs: nowMs, epochStartedMs: nowMs)
+    }
+
+    // MARK: Start and adopt
+
+    struct SpawnError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Starts an attempt: prepares its folder, config file, FIFO and cgroup, then spawns it under a shim.
+    static func start(
+        _ assignment: JobAssignment, workDirectory: String, nodeID: String, enforcer: MemoryEnforcer, outbox: EventOutbox,
+        defaultHangSeconds: Int, logger: Logger, nowMs: Int64
+    ) throws -> JobProcess {
+        let spec = assignment.spec
+        let paths = JobPaths(workDirectory: workDirectory, jobID: spec.id)
+        let attemptDir = paths.attempt(assignment.attempt)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: attemptDir, withIntermediateDirectories: true)
+        try? fm.removeItem(atPath: paths.status(assignment.attempt))
+        try? fm.removeItem(atPath: paths.fifo(assignment.attempt))
+        guard mkfifo(paths.fifo(assignment.attempt), 0o600) == 0 else {
+            throw SpawnError(description: "mkfifo \(paths.fifo(assignment.attempt)): \(String(cString: strerror(errno)))")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(spec.config).write(to: URL(fileURLWithPath: paths.config(assignment.attempt)))
+
+        let checkpoints = CheckpointKeeper(jobDirectory: paths.job)
+        var resume = assignment.resumeFrom
+        if resume.isEmpty {
+            let (latest, skipped) = checkpoints.latestValid()
+            for bad in skipped {
+                logger.warning("agent.checkpoint.corrupt", metadata: [
+                    "job.id": "\(spec.id)", "checkpoint.path": "\(bad.path)", "checkpoint.sha256": "\(bad.sha256)",
+                ])
+                appendAgentNote("checkpoint \(bad.path) no longer matches its checksum \(bad.sha256); skipped (possible corruption)",
+                                to: paths.log(assignment.attempt))
+            }
+            resume = latest?.path ?? ""
+        }
+
+        guard let argv0 = spec.command.first, let executable = resolveExecutable(argv0, env: spec.env) else {
+            throw SpawnError(description: "command \(spec.command.first ?? "(empty)") not found in PATH")
+        }
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ARCHON_") }
+        for (k, v) in spec.env { env[k] = v }
+        env["ARCHON_JOB_ID"] = spec.id
+        env["ARCHON_ATTEMPT"] = "\(assignment.attempt)"
+        env["ARCHON_NODE_ID"] = nodeID
+        env["ARCHON_CONFIG"] = paths.config(assignment.attempt)
+        env["ARCHON_CHECKPOINT_DIR"] = paths.checkpoints
+        env["ARCHON_RESUME_FROM"] = resume
+        env["ARCHON_EVENTS_FD"] = "3"
+        env["PYTHONUNBUFFERED"] = env["PYTHONUNBUFFERED"] ?? "1"
+
+        let cgroup = enforcer.prepare(jobID: spec.id, attempt: assignment.attempt, resources: spec.config.resources)
+        let memory = enforcer.capabilities.memory
+        let rlimit: UInt64 = (memory == .rlimit && spec.config.resources.memoryBytes > 0) ? spec.config.resources.memoryBytes : 0
+        let oomBefore = cgroup.map(MemoryEnforcer.oomKills) ?? 0
+
+        var trainerPID: pid_t = 0
+        let result = withCStrings(spec.command) { argv in
+            withCStrings(env.map { "\($0.key)=\($0.value)" }.sorted()) { envp in
+                executable.withCString { path in
+                    paths.log(assignment.attempt).withCString { log in
+                        paths.fifo(assignment.attempt).withCString { fifo in
+                            paths.status(assignment.attempt).withCString { status in
+                                withOptionalCString(cgroup?.procs) { procs in
+                                    // cwd nil: the trainer runs where the agent runs, so relative commands resolve alike.
+                                    var request = archon_spawn_request(
+                                        path: path, argv: argv, envp: envp, cwd: nil,
+                                        cgroup_procs: procs, log_path: log, events_fifo: fifo, status_path: status,
+                                        rlimit_as: rlimit)
+                                    return archon_spawn(&request, &trainerPID)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard result > 0 else {
+            if let cgroup { MemoryEnforcer.remove(cgroup) }
+            throw SpawnError(description: "spawn \(executable): \(String(cString: strerror(-result)))")
+        }
+        if let cgroup { enforcer.join(cgroup, pid: trainerPID) }
+        let record = JobRecord(
+            assignment: assignment, shimPID: result, shimStartTime: NodeProbe.startTime(pid: result) ?? 0, trainerPID: trainerPID,
+            startedAtMs: nowMs, cgroup: cgroup, oomKillsAtStart: oomBefore, memoryEnforcement: memory, finished: false, exit: nil)
+        paths.save(record)
+        let job = JobProcess(record: record, paths: paths, nodeID: nodeID, outbox: outbox, checkpoints: checkpoints,
+                             logger: logger, defaultHangSeconds: defaultHangSeconds, isChild: true, nowMs: nowMs)
+        job.logger.info("agent.job.started", metadata: ["job.pid": "\(trainerPID)", "job.resume_from": "\(resume)"])
+        job.emit(.accepted(JobAccepted(fencingEpoch: assignment.fencingEpoch, resumeFrom: resume)), nowMs: nowMs)
+        job.emit(.started(JobStarted(pid: trainerPID, resumeFrom: resume, memoryLimitBytes: spec.config.resources.memoryBytes,
+                                     memoryEnforcement: memory)), nowMs: nowMs)
+        job.startReader()
+        return job
+    }
+
+    /// Takes over an attempt a previous agent process started (its shim still alive).
+    static func adopt(_ record: JobRecord, paths: JobPaths, nodeID: String, outbox: EventOutbox, defaultHangSeconds: Int,
+                      logger: Logger, nowMs: Int64) -> JobProcess {
+        let job = JobProcess(record: record, paths: paths, nodeID: nodeID, outbox: outbox,
+                             checkpoints: CheckpointKeeper(jobDirectory: paths.job), logger: logger,
+                             defaultHangSeconds: defaultHangSeconds, isChild: false, nowMs: nowMs)
+        job.logger.info("agent.job.adopted", metadata: ["job.pid": "\(record.trainerPID)"])
+        job.startReader()
+        return job
+    }
+
+    /// Is the record's shim still this process (not a reused pid)?
+    static func isAlive(_ record: JobRecord) -> Bool {
+        kill(record.shimPID, 0) == 0 && NodeProbe.startTime(pid: record.shimPID) == record.shimStartTime
+    }
+
+    // MARK: Events
+
+    /// Publishes an event about this attempt with the next sequence number (persisted first, so a
+    /// restarted agent never reuses one: the stream would drop the new event as a duplicate).
+    func emit(_ body: TrainingEvent.Body, nowMs: Int64) {
+        lock.withLock {
+            Self.emit(body, jobID: jobID, attempt: attempt, nodeID: nodeID, paths: paths, outbox: outbox, logger: logger, nowMs: nowMs)
+        }
+    }
+
+    /// Publishes an event about an attempt, also one that never got a process (spawn failure).
+    /// Callers serialise calls per attempt.
+    static func emit(_ body: TrainingEvent.Body, jobID: String, attempt: Int, nodeID: String, paths: JobPaths, outbox: EventOutbox,
+                     logger: Logger, nowMs: Int64) {
+        let file = paths.sequence(attempt)
+        let sequence = (try? String(contentsOfFile: file, encoding: .utf8))
+            .flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 1
+        try? "\(sequence + 1)".write(toFile: file, atomically: true, encoding: .utf8)
+        let event = TrainingEvent(jobID: jobID, nodeID: nodeID, attempt: attempt, sequence: sequence, timeMs: nowMs, body: body)
+        do {
+            try outbox.append(event)
+        } catch {
+            logger.error("agent.outbox.write_failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func startReader() {
+        let done = DispatchSemaphore(value: 0)
+        readerDone = done
+        let fifo = paths.fifo(attempt)
+        let thread = Thread { [self] in
+            readLoop(fifo: fifo)
+            done.signal()
+        }
+        thread.name = "archon-events-\(jobID)"
+        thread.start()
+    }
+
+    /// Reads JSON lines from the FIFO until told to stop and drained.
+    private func readLoop(fifo: String) {
+        // Read-write so that open never blocks and we never see EOF between writers.
+        let fd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            logger.error("agent.events.open_failed", metadata: ["events.fifo": "\(fifo)", "error": "\(String(cString: strerror(errno)))"])
+            return
+        }
+        defer { close(fd) }
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, 100)
+            var gotData = false
+            if ready > 0 {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    gotData = true
+                    pending.append(contentsOf: buffer[0..<n])
+                    while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = String(decoding: pending[..<newline], as: UTF8.self)
+                        pending.removeSubrange(...newline)
+                        handle(line: line)
+                    }
+                    if pending.count > 1 << 20 {
+                        logger.warning("agent.events.line_too_long", metadata: ["bytes": "\(pending.count)"])
+                        pending.removeAll()
+                    }
+                }
+            }
+            if !gotData && lock.withLock({ stopReading }) { return }
+        }
+    }
+
+    private func handle(line: String) {
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty else { return }
+        let now = currentMillis()
+        let parsed: TrainerLine
+        do {
+            parsed = try TrainerLine.parse(trimmed)
+        } catch {
+            logger.warning("agent.events.bad_line", metadata: ["error": "\(error)"])
+            return
+        }
+        lock.withLock {
+            state.lastProgressMs = now
+            state.reportedLines += 1
+        }
+        switch parsed {
+        case .epoch(let metrics):
+            lock.withLock {
+                state.epochsCompleted = max(state.epochsCompleted, metrics.epoch)
+                state.epochStartedMs = now
+            }
+            emit(.epoch(metrics), nowMs: now)
+        case .step(let progress):
+            emit(.step(progress), nowMs: now)
+        case .checkpoint(let path, let epoch, let step):
+            do {
+                let (written, deleted) = try checkpoints.written(path: path, epoch: epoch, step: step, attempt: attempt,
+                                                                 keepLast: config.checkpoint.keepLast)
+                if !deleted.isEmpty { logger.info("agent.checkpoint.pruned", metadata: ["checkpoint.deleted": "\(deleted)"]) }
+                emit(.checkpoint(written), nowMs: now)
+            } catch {
+                logger.warning("agent.checkpoint.rejected", metadata: ["error": "\(error)"])
+                appendAgentNote("\(error)", to: paths.log(attempt))
+            }
+        case .error(let failureClass, let message):
+            lock.withLock { state.reportedError = failureClass }
+            logger.info("agent.job.reported_error", metadata: ["job.error_class": "\(failureClass.rawValue)", "job.error": "\(message)"])
+        case .heartbeat:
+            emit(.heartbeat(Heartbeat(runningJobs: 1, secondsSinceProgress: 0)), nowMs: now)
+        }
+    }
+
+    // MARK: Supervision
+
+    /// Checks limits; returns why the agent must end the process, if it must.
+    func violation(nowMs: Int64) -> AgentKill? {
+        let s = lock.withLock { state }
+        guard s.stopReason == nil else { return nil }
+        let timeouts = config.timeouts
+        if timeouts.totalSeconds > 0, nowMs - record.startedAtMs > Int64(timeouts.totalSeconds) * 1000 {
+            return .totalTimeout
+        }
+        if timeouts.perEpochSeconds > 0, nowMs - s.epochStartedMs > Int64(timeouts.perEpochSeconds) * 1000 {
+            return .epochTimeout
+        }
+        // Hang detection needs a job that speaks the contract: an explicit window, or lines seen.
+        let window = timeouts.heartbeatSeconds > 0 ? timeouts.heartbeatSeconds : (s.reportedLines > 0 ? defaultHangSeconds : 0)
+        if window > 0, nowMs - s.lastProgressMs > Int64(window) * 1000 {
+            return .hang
+        }
+        if record.memoryEnforcement == .watchdog || record.memoryEnforcement == .rlimit,
+           config.resources.memoryBytes > 0,
+           NodeProbe.rss(processGroup: record.trainerPID) > config.resources.memoryBytes {
+            return .memoryWatchdog
+        }
+        return nil
+    }
+
+    /// Ends the process: SIGTERM to its process group now, SIGKILL once `grace` has passed (see ``tickStop``).
+    func stop(_ reason: AgentKill, nowMs: Int64) {
+        let first = lock.withLock { () -> Bool in
+            guard state.stopReason == nil else { return false }
+            state.stopReason = reason
+            state.termSentMs = nowMs
+            return true
+        }
+        guard first else { return }
+        logger.info("agent.job.stopping", metadata: ["job.reason": "\(reason.rawValue)"])
+        if reason == .memoryWatchdog {
+            lock.withLock { state.killSent = true }
+            kill(-record.trainerPID, SIGKILL)
+        } else {
+            kill(-record.trainerPID, SIGTERM)
+        }
+    }
+
+    /// Sends SIGKILL when a stop's grace period has passed.
+    func tickStop(nowMs: Int64, graceMs: Int64) {
+        let due = lock.withLock { () -> Bool in
+            guard let sent = state.termSentMs, !state.killSent, nowMs - sent >= graceMs else { return false }
+            state.killSent = true
+            return true
+        }
+        if due {
+            logger.warning("agent.job.kill_after_grace")
+            kill(-record.trainerPID, SIGKILL)
+        }
+    }
+
+    var isStopping: Bool { lock.withLock { state.stopReason != nil } }
+
+    /// The trainer's end as the shim recorded it, or nil while it runs.
+    func exitStatus() -> (code: Int32?, signal: Int32?)? {
+        if isChild {
+            var status: Int32 = 0
+            _ = waitpid(record.shimPID, &status, WNOHANG)  // reap the shim once it is done
+        }
+        if let text = try? String(contentsOfFile: paths.status(attempt), encoding: .utf8) {
+            let parts = text.split(separator: " ")
+            guard parts.count == 2, let value = Int32(parts[1].trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                return (nil, nil)
+            }
+            switch parts[0] {
+            case "exited": return (value, nil)
+            case "signaled": return (nil, value)
+            default: return (127, nil)  // spawn-error
+            }
+        }
+        if !Self.isAlive(record) {
+            // The shim is gone without writing a status (killed itself): the trainer's fate is unknown.
+            return (nil, 9)
+        }
+        return nil
+    }
+
+    /// A resource sample of the process tree, every `intervalMs`.
+    func sampleIfDue(nowMs: Int64, intervalMs: Int64) {
+        let (due, lastCPU, lastMs) = lock.withLock { () -> (Bool, Double, Int64) in
+            (nowMs - state.lastSampleMs >= intervalMs, state.lastCPUSeconds, state.lastSampleMs)
+        }
+        guard due else { return }
+        let cpu = NodeProbe.cpuSeconds(processGroup: record.trainerPID)
+        let memory = record.cgroup.flatMap(MemoryEnforcer.memoryUsed) ?? NodeProbe.rss(processGroup: record.trainerPID)
+        let disk = NodeProbe.disk(paths.job)
+        let cores = lastMs > 0 ? max(0, cpu - lastCPU) / (Double(nowMs - lastMs) / 1000) : 0
+        lock.withLock {
+            state.lastSampleMs = nowMs
+            state.lastCPUSeconds = cpu
+        }
+        emit(.resources(ResourceSample(memoryUsedBytes: memory, memoryLimitBytes: config.resources.memoryBytes, cpuCores: cores,
+                                       diskUsedBytes: disk.used, diskTotalBytes: disk.total)), nowMs: nowMs)
+    }
+
+    /// Stops reading the events FIFO and leaves the process running: what is still unread stays in the FIFO
+    /// for the next agent that adopts the job.
+    func detach() {
+        lock.withLock { stopReading = true }
+        readerDone?.wait()
+    }
+
+    /// After the trainer ended: drains its last event lines, classifies the exit, publishes it, cleans up.
+    func finish(code: Int32?, signal: Int32?, nowMs: Int64) -> JobExited {
+        lock.withLock { stopReading = true }
+        readerDone?.wait()
+        let s = lock.withLock { state }
+        let cgroupOOM = record.cgroup.map { MemoryEnforcer.oomKills($0) > record.oomKillsAtStart } ?? false
+        let tail = LogTail.lines(of: paths.log(attempt), count: 100)
+        let observation = ExitObservation(exitCode: code, signal: signal, cgroupOOMKill: cgroupOOM, killedByAgent: s.stopReason,
+                                          reportedErrorClass: s.reportedError, logTail: tail)
+        let (failureClass, detail) = ProcessExitClassifier().classify(observation)
+        let exited = JobExited(
+            exitCode: code ?? -1, signal: signal ?? 0, oomKilled: cgroupOOM && signal == 9, failureClass: failureClass,
+            detail: detail, logTail: Array(tail.suffix(50)), runtimeSeconds: Double(nowMs - record.startedAtMs) / 1000,
+            epochsCompleted: s.epochsCompleted, stopRequested: s.stopReason == .stopRequested)
+        emit(.exited(exited), nowMs: nowMs)
+        record.finished = true
+        record.exit = exited
+        paths.save(record)
+        if let cgroup = record.cgroup { MemoryEnforcer.remove(cgroup) }
+        try? FileManager.default.removeItem(atPath: paths.fifo(attempt))
+        logger.info("agent.job.exited", metadata: [
+            "job.failure_class": "\(failureClass.rawValue)", "job.detail": "\(detail)", "job.epochs": "\(s.epochsCompleted)",
+        ])
+        return exited
+    }
+}
+
+/// The last lines of a log file, reading at most its last 256 KiB.
+enum LogTail {
+    static func lines(of path: String, count: Int) -> [String] {
+        guard count > 0, let handle = FileHandle(forReadingAtPath: path) else { return [] }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        let start = size > 262_144 ? size - 262_144 : 0
+        try? handle.seek(toOffset: start)
+        let data = (try? handle.readToEnd()) ?? Data()
+        var lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        if start > 0, !lines.isEmpty { lines.removeFirst() }  // partial first line
+        return Array(lines.suffix(count))
+    }
+}
+
+/// Writes a line of the agent's own into a job's log, where people reading the job's output see it.
+func appendAgentNote(_ text: String, to path: String) {
+    let line = "archon-agent: \(text)\n"
+    if let handle = FileHandle(forWritingAtPath: path) {
+        _ = try? handle.seekToEnd()
+        try? handle.write(contentsOf: Data(line.utf8))
+        try? handle.close()
+    } else {
+        try? line.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+}
+
+func currentMillis() -> Int64 {
+    Int64((Date().timeIntervalSince1970 * 1000).rounded())
+}
+
+func resolveExecutable(_ name: String, env: [String: String]) -> String? {
+    if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
+    let path = env["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+    for dir in path.split(separator: ":") {
+        let candidate = "\(dir)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return nil
+}
+
+/// A NULL-terminated `char *const *` of `strings`, valid inside `body`.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    let pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) } + [nil]
+    defer { for p in pointers { free(p) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let string else { return body(nil) }
+    return string.withCString { body($0) }
+}

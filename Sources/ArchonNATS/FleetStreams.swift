@@ -1,0 +1,32 @@
+/// Archon's streams, buckets and subjects: public interface, keep them stable (DESIGN.md).
+public enum Fleet {
+    /// Training and node events: `archon.v1.events.<node>.<job>` and `archon.v1.events.<node>._node`.
+    public static let eventsStream = "ARCHON_EVENTS"
+    public static let eventsSubjects = "archon.v1.events.>"
+    /// Incidents and their changes: `archon.v1.escalations.<level>`.
+    public static let escalationsStream = "ARCHON_ESCALATIONS"
+    public static let escalationsSubjects = "archon.v1.escalations.>"
+    /// Desired state, key `<node>.<job>` → JobAssignment.
+    public static let desiredBucket = "archon_desired"
+    /// Controller leadership lease; its revision is the fencing epoch.
+    public static let leaderBucket = "archon_leader"
+    /// Controller state.
+    public static let stateBucket = "archon_state"
+
+    public static func eventsSubject(node: String, job: String?) -> String {
+        "archon.v1.events.\(node).\(job ?? "_node")"
+    }
+
+    public static func logsSubject(node: String) -> String { "archon.v1.logs.\(node)" }
+
+    /// Creates (or updates to the same shape) the streams both agents and controllers rely on.
+    /// Idempotent: every process calls it at start.
+    public static func ensureStreams(_ js: JetStream, replicas: Int = 1) async throws(NATSError) {
+        try await js.createOrUpdateStream(StreamConfig(
+            name: eventsStream, subjects: [eventsSubjects], maxAge: .seconds(7 * 24 * 3600),
+            duplicateWindow: .seconds(600), replicas: replicas))
+        try await js.createOrUpdateStream(StreamConfig(
+            name: escalationsStream, subjects: [escalationsSubjects], maxAge: .seconds(30 * 24 * 3600),
+            duplicateWindow: .seconds(600), replicas: replicas))
+    }
+}

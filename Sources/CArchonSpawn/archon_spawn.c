@@ -1,0 +1,205 @@
+#define _GNU_SOURCE
+#include "archon_spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int write_all(int fd, const void *buf, size_t len) {
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) { if (errno == EINTR) continue; return -1; }
+        p += n; len -= (size_t)n;
+    }
+    return 0;
+}
+
+static ssize_t read_full(int fd, void *buf, size_t len) {
+    char *p = buf;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, p + got, len - got);
+        if (n < 0) { if (errno == EINTR) continue; return -1; }
+        if (n == 0) break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+// Writes a non-negative decimal number; async-signal-safe.
+static size_t format_int(char *out, long value) {
+    char tmp[24];
+    size_t n = 0, i = 0;
+    int negative = value < 0;
+    unsigned long v = negative ? (unsigned long)(-value) : (unsigned long)value;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v > 0);
+    if (negative) out[i++] = '-';
+    while (n > 0) out[i++] = tmp[--n];
+    return i;
+}
+
+static void write_status(const char *path, const char *word, long value) {
+    char tmp_path[4096];
+    size_t len = strlen(path);
+    if (len + 5 >= sizeof tmp_path) return;
+    memcpy(tmp_path, path, len);
+    memcpy(tmp_path + len, ".tmp", 5);
+    int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    char line[64];
+    size_t n = strlen(word);
+    memcpy(line, word, n);
+    line[n++] = ' ';
+    n += format_int(line + n, value);
+    line[n++] = '\n';
+    write_all(fd, line, n);
+    fsync(fd);
+    close(fd);
+    rename(tmp_path, path);
+}
+
+static void close_fds_from(int first, int keep1, int keep2) {
+    struct rlimit rl;
+    long max = 4096;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 65536) max = (long)rl.rlim_cur;
+    for (int fd = first; fd < max; fd++) {
+        if (fd != keep1 && fd != keep2) close(fd);
+    }
+}
+
+// The trainer, after the second fork. Never returns.
+static void exec_trainer(const archon_spawn_request *req, int error_pipe) {
+    int err;
+    setpgid(0, 0);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++) sigaction(s, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    if (req->cgroup_procs) {
+        int fd = open(req->cgroup_procs, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write_all(fd, "0", 1) < 0) { err = errno; goto fail; }
+        close(fd);
+    }
+    if (req->rlimit_as > 0) {
+        struct rlimit rl = { (rlim_t)req->rlimit_as, (rlim_t)req->rlimit_as };
+        if (setrlimit(RLIMIT_AS, &rl) < 0) { err = errno; goto fail; }
+    }
+    int null_fd = open("/dev/null", O_RDONLY);
+    int log_fd = open(req->log_path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (null_fd < 0 || log_fd < 0) { err = errno; goto fail; }
+    int events_fd = -1;
+    if (req->events_fifo) {
+        // Read-write: the trainer holds a reader itself, so a restarting agent never causes SIGPIPE.
+        events_fd = open(req->events_fifo, O_RDWR);
+        if (events_fd < 0) { err = errno; goto fail; }
+    }
+    // Move the error pipe out of the way of 0-3 before the dup2s.
+    if (error_pipe <= 3) {
+        int moved = fcntl(error_pipe, F_DUPFD_CLOEXEC, 10);
+        if (moved < 0) { err = errno; goto fail; }
+        error_pipe = moved;
+    }
+    if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) { err = errno; goto fail; }
+    if (events_fd >= 0 && dup2(events_fd, 3) < 0) { err = errno; goto fail; }
+    close_fds_from(events_fd >= 0 ? 4 : 3, error_pipe, -1);
+    if (req->cwd && chdir(req->cwd) < 0) { err = errno; goto fail; }
+    execve(req->path, req->argv, req->envp);
+    err = errno;
+fail:
+    write_all(error_pipe, &err, sizeof err);
+    _exit(127);
+}
+
+// The shim, after the first fork. Never returns.
+static void run_shim(const archon_spawn_request *req, int info_pipe) {
+    setsid();
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    // Tiny and must outlive an OOM kill of the trainer. Fails harmlessly without privileges.
+    int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (adj >= 0) { write_all(adj, "-1000", 5); close(adj); }
+    // Drop the agent's descriptors (NATS sockets, other jobs' pipes): the shim outlives the agent.
+    int null_fd = open("/dev/null", O_RDWR);
+    if (null_fd >= 0) { dup2(null_fd, 0); dup2(null_fd, 1); dup2(null_fd, 2); if (null_fd > 2) close(null_fd); }
+    close_fds_from(3, info_pipe, -1);
+
+    int error_pipe[2];
+    pid_t info[2] = { -1, 0 };  // trainer pid, errno
+    if (pipe2(error_pipe, O_CLOEXEC) < 0) {
+        info[1] = errno;
+        write_all(info_pipe, info, sizeof info);
+        _exit(127);
+    }
+    pid_t trainer = fork();
+    if (trainer < 0) {
+        info[1] = errno;
+        write_all(info_pipe, info, sizeof info);
+        _exit(127);
+    }
+    if (trainer == 0) {
+        close(error_pipe[0]);
+        close(info_pipe);
+        exec_trainer(req, error_pipe[1]);
+    }
+    close(error_pipe[1]);
+    int exec_errno = 0;
+    ssize_t n = read_full(error_pipe[0], &exec_errno, sizeof exec_errno);
+    close(error_pipe[0]);
+    info[0] = trainer;
+    info[1] = n == (ssize_t)sizeof exec_errno ? exec_errno : 0;
+    write_all(info_pipe, info, sizeof info);
+    close(info_pipe);
+
+    int status = 0;
+    while (waitpid(trainer, &status, 0) < 0) {
+        if (errno != EINTR) _exit(1);
+    }
+    if (info[1] != 0) {
+        write_status(req->status_path, "spawn-error", info[1]);
+    } else if (WIFSIGNALED(status)) {
+        write_status(req->status_path, "signaled", WTERMSIG(status));
+    } else {
+        write_status(req->status_path, "exited", WEXITSTATUS(status));
+    }
+    _exit(0);
+}
+
+int archon_spawn(const archon_spawn_request *req, pid_t *trainer_pid) {
+    int info_pipe[2];
+    if (pipe2(info_pipe, O_CLOEXEC) < 0) return -errno;
+    pid_t shim = fork();
+    if (shim < 0) {
+        int err = errno;
+        close(info_pipe[0]);
+        close(info_pipe[1]);
+        return -err;
+    }
+    if (shim == 0) {
+        close(info_pipe[0]);
+        run_shim(req, info_pipe[1]);
+    }
+    close(info_pipe[1]);
+    pid_t info[2] = { -1, 0 };
+    ssize_t n = read_full(info_pipe[0], info, sizeof info);
+    close(info_pipe[0]);
+    if (n != (ssize_t)sizeof info) return -ECHILD;
+    if (info[0] < 0 || info[1] != 0) {
+        int status;
+        waitpid(shim, &status, 0);
+        return -(info[1] != 0 ? info[1] : ECHILD);
+    }
+    *trainer_pid = info[0];
+    return shim;
+}

@@ -1,0 +1,32 @@
+#ifndef ARCHON_SPAWN_H
+#define ARCHON_SPAWN_H
+
+#include <sys/types.h>
+
+/// What to start. Every string is owned by the caller and only read during archon_spawn.
+typedef struct archon_spawn_request {
+    const char *path;            // absolute path of the executable (the caller resolves PATH)
+    char *const *argv;           // NULL-terminated
+    char *const *envp;           // NULL-terminated
+    const char *cwd;             // working directory, or NULL
+    const char *cgroup_procs;    // a job cgroup's cgroup.procs to join (writes "0"), or NULL
+    const char *log_path;        // stdout and stderr are appended here
+    const char *events_fifo;     // a FIFO opened read-write as fd 3, or NULL
+    const char *status_path;     // where the shim writes the exit status ("exited N" / "signaled N")
+    unsigned long long rlimit_as;// RLIMIT_AS in bytes, 0 = none
+} archon_spawn_request;
+
+/// Starts `req` under a small reaper ("shim") process:
+///
+///   agent ─fork─▶ shim (own session; ignores SIGTERM/SIGINT/SIGHUP; closes the agent's fds)
+///                   └─fork─▶ trainer (own process group; joins the cgroup; rlimit; fds 1,2,3; execve)
+///
+/// The shim waits for the trainer and writes its exit status to `status_path` (atomically, via rename),
+/// so the status survives an agent restart; the agent re-adopts a running job by its pids and that file.
+/// After fork only async-signal-safe calls are made.
+///
+/// Returns the shim's pid and stores the trainer's pid (= its process group) in `*trainer_pid`,
+/// or returns -errno: of fork/pipe, of joining the cgroup, of opening the log/FIFO, or of execve.
+int archon_spawn(const archon_spawn_request *req, pid_t *trainer_pid);
+
+#endif

@@ -1,0 +1,97 @@
+import ArchonAgent
+import ArchonNATS
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `archon agent`: the daemon on every training machine.
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run the node agent: supervise training processes on this machine.",
+        discussion: """
+            Reconciles this node's processes to the desired state in KV archon_desired (keys <node>.<job>), \
+            enforces memory limits (cgroup v2, v1, or RLIMIT_AS with a watchdog), timeouts and the checkpoint policy, \
+            and publishes every event on archon.v1.events.<node>.<job>. See docs/agent.md.
+            """)
+
+    @Option(name: .long, help: "This node's id ([A-Za-z0-9_-]+).")
+    var nodeId: String
+
+    @Option(name: .long, help: "NATS server URL(s), comma-separated.")
+    var nats = ProcessInfo.processInfo.environment["ARCHON_NATS"] ?? "nats://127.0.0.1:4222"
+
+    @Option(name: .long, help: "Work directory: job logs, checkpoints, state and the event spool.")
+    var workDir: String
+
+    @Option(name: .long, parsing: .singleValue, help: "A node label key=value (repeatable).")
+    var label: [String] = []
+
+    @Option(name: .long, help: "Memory enforcement: auto, cgroup, rlimit, watchdog, none.")
+    var memoryEnforcement: String = "auto"
+
+    @Option(name: .long, help: "Seconds between SIGTERM and SIGKILL when stopping a job.")
+    var gracePeriod: Double = 10
+
+    @Option(name: .long, help: "Hang window in seconds for jobs that report progress but set no heartbeat window.")
+    var hangAfter: Int = 300
+
+    @Option(name: .long, help: "Seconds between node heartbeats.")
+    var heartbeat: Double = 2
+
+    @Option(name: .long, help: "Seconds between per-job resource samples.")
+    var sampleInterval: Double = 5
+
+    @Option(name: .long, help: "Memory to advertise in NodeStatus, in bytes (default: the machine's).")
+    var advertiseMemory: UInt64?
+
+    @Flag(name: .long, help: "Stop the jobs when the agent stops (default: leave them running and re-adopt them on restart).")
+    var stopJobsOnExit = false
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard nodeId.range(of: "^[A-Za-z0-9_-]{1,64}$", options: .regularExpression) != nil else {
+            throw ValidationError("--node-id must be 1-64 of A-Z a-z 0-9 _ - (it is part of NATS subjects)")
+        }
+        guard MemoryEnforcer.Mode(rawValue: memoryEnforcement) != nil else {
+            throw ValidationError("--memory-enforcement must be one of \(MemoryEnforcer.Mode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        for l in label where !l.contains("=") {
+            throw ValidationError("--label takes key=value, got '\(l)'")
+        }
+    }
+
+    func run() async throws {
+        let logger = makeLogger(label: "archon.agent", level: logLevel)
+        var labels: [String: String] = [:]
+        for l in label {
+            let parts = l.split(separator: "=", maxSplits: 1)
+            labels[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        let config = AgentConfig(
+            nodeID: nodeId,
+            nats: NATSOptions(url: nats, name: "archon-agent-\(nodeId)"),
+            workDirectory: URL(fileURLWithPath: workDir).standardizedFileURL.path,
+            labels: labels,
+            memoryMode: MemoryEnforcer.Mode(rawValue: memoryEnforcement) ?? .auto,
+            heartbeatInterval: .milliseconds(Int(heartbeat * 1000)),
+            sampleInterval: .milliseconds(Int(sampleInterval * 1000)),
+            gracePeriod: .milliseconds(Int(gracePeriod * 1000)),
+            defaultHangSeconds: hangAfter,
+            stopJobsOnExit: stopJobsOnExit,
+            advertisedMemoryBytes: advertiseMemory)
+        let agent = try Agent(config: config, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+func makeLogger(label: String, level: String) -> Logger {
+    var logger = Logger(label: label)
+    logger.logLevel = Logger.Level(rawValue: level) ?? .info
+    return logger
+}
