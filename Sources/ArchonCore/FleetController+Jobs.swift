@@ -1,0 +1,556 @@
+import ArchonModel
+
+// Job lifecycle: submission, placement, events of attempts, failure, remediation.
+extension FleetController {
+    // MARK: - Submission and placement
+
+    mutating func submit(_ spec: JobSpec, at now: Int64, _ out: inout [ControllerAction]) {
+        if let existing = state.jobs[spec.id] {
+            if existing.spec == spec { return }  // the same submission again: already done
+            let problem = SpecProblem(field: "id", message: "job '\(spec.id)' already exists (\(existing.status.rawValue)); choose another id")
+            out.append(.rejectJob(jobID: spec.id, problems: [problem], reason: Reason(symptom: "invalid job spec", evidence: problem.description, rule: "job ids are unique")))
+            return
+        }
+        let problems = validate(spec)
+        if !problems.isEmpty {
+            out.append(.rejectJob(
+                jobID: spec.id, problems: problems,
+                reason: Reason(symptom: "invalid job spec", evidence: problems.map(\.description).joined(separator: "; "), rule: "validate before training")))
+            return
+        }
+        let config = effectiveConfig(spec.config)
+        state.jobs[spec.id] = JobRecord(spec: spec, config: config, at: now)
+        let plan = PendingAttempt(
+            config: config, action: "initial placement", configChange: "",
+            reason: Reason(symptom: "job submitted", evidence: "job '\(spec.id)' needs \(Placement.describe(config.resources))", rule: "placement: least loaded schedulable node with room"),
+            symptom: nil, dueMs: now, excludeNodes: [], preferNode: "", resumeBeforeEpoch: nil)
+        queueAttempt(spec.id, plan, at: now, &out)
+    }
+
+    /// The spec's config with the policy's time limits filled in where it sets none, so the agent enforces
+    /// what the core expects.
+    func effectiveConfig(_ config: TrainingConfig) -> TrainingConfig {
+        var c = config
+        let d = policy.detection
+        if c.timeouts.perEpochSeconds == 0 { c.timeouts.perEpochSeconds = Int(d.epochTimeout.seconds) }
+        if c.timeouts.totalSeconds == 0 { c.timeouts.totalSeconds = Int(d.totalTimeout.seconds) }
+        if c.timeouts.heartbeatSeconds == 0 { c.timeouts.heartbeatSeconds = Int(d.heartbeatWindow.seconds) }
+        return c
+    }
+
+    /// Records the next attempt; places it now, or when its backoff is over.
+    mutating func queueAttempt(_ jobID: String, _ plan: PendingAttempt, at now: Int64, _ out: inout [ControllerAction]) {
+        guard var job = state.jobs[jobID] else { return }
+        job.pending = plan
+        job.status = .queued
+        job.nodeID = ""
+        if plan.dueMs > now {
+            job.statusDetail = "restart due at \(Timestamp.iso8601(plan.dueMs)) (backoff)"
+            state.jobs[jobID] = job
+            state.deadlines.set(.restartDue(jobID: jobID), at: plan.dueMs, &out)
+            return
+        }
+        job.queuedSinceMs = now
+        state.jobs[jobID] = job
+        tryPlace(jobID, at: now, &out)
+        state.deadlines.set(.startDeadline(jobID: jobID), at: now + policy.detection.queueTimeout.milliseconds, &out)
+    }
+
+    /// Places the job's pending attempt if a node has room.
+    @discardableResult
+    mutating func tryPlace(_ jobID: String, at now: Int64, _ out: inout [ControllerAction]) -> Bool {
+        var reserved = reservations()
+        return tryPlace(jobID, nodes: nodes, reserved: &reserved, at: now, &out)
+    }
+
+    /// Places the job's pending attempt if a node has room; `reserved` grows by what it takes.
+    private mutating func tryPlace(_ jobID: String, nodes: [NodeRecord], reserved: inout [String: Reservation], at now: Int64, _ out: inout [ControllerAction]) -> Bool {
+        guard var job = state.jobs[jobID], let plan = job.pending, job.hold == nil, job.status == .queued else { return false }
+        guard let node = Placement.choose(
+            plan.config.resources, nodes: nodes, reservations: reserved,
+            prefer: plan.preferNode, exclude: Set(plan.excludeNodes))
+        else {
+            let avoiding = plan.excludeNodes.isEmpty ? "" : " (avoiding \(plan.excludeNodes.joined(separator: ", ")))"
+            job.statusDetail = "waiting for a node with room for \(Placement.describe(plan.config.resources))\(avoiding)"
+            state.jobs[jobID] = job
+            return false
+        }
+        startAttempt(&job, on: node, plan: plan, at: now, &out)
+        reserved[node, default: Reservation()].add(job.config.resources)
+        state.jobs[jobID] = job
+        if state.deadlines.due[.startDeadline(jobID: jobID)] == nil {
+            state.deadlines.set(.startDeadline(jobID: jobID), at: now + policy.detection.queueTimeout.milliseconds, &out)
+        }
+        return true
+    }
+
+    private mutating func startAttempt(_ job: inout JobRecord, on node: String, plan: PendingAttempt, at now: Int64, _ out: inout [ControllerAction]) {
+        let attempt = job.attempt + 1
+        if !job.desiredNode.isEmpty, job.desiredNode != node {
+            out.append(.stop(
+                jobID: job.spec.id, nodeID: job.desiredNode, attempt: job.attempt,
+                reason: Reason(symptom: "job moved", evidence: "attempt \(attempt) runs on \(node)", rule: "one node runs a job")))
+        }
+        let resume = CheckpointPlanner.resumePoint(job.checkpoints, beforeEpoch: plan.resumeBeforeEpoch)?.path ?? ""
+        job.history.append(AttemptRecord(
+            attempt: attempt, nodeID: node, action: plan.action, configChange: plan.configChange,
+            resumeFrom: resume, assignedAtMs: now))
+        job.attempt = attempt
+        job.nodeID = node
+        job.desiredNode = node
+        job.config = plan.config
+        job.pending = nil
+        job.status = .queued
+        job.statusDetail = "assigned to \(node); waiting for it to start"
+        var spec = job.spec
+        spec.config = plan.config
+        let assignment = JobAssignment(
+            spec: spec, attempt: attempt, fencingEpoch: state.fencingEpoch, desiredState: .running, nodeID: node,
+            resumeFrom: resume, assignedAtMs: now, reason: plan.reason.description)
+        out.append(.assign(assignment, reason: plan.reason))
+    }
+
+    /// What the core's assignments hold per node.
+    func reservations() -> [String: Reservation] {
+        var out: [String: Reservation] = [:]
+        for job in state.jobs.values where !job.nodeID.isEmpty && (job.status == .running || job.status == .queued) {
+            out[job.nodeID, default: Reservation()].add(job.config.resources)
+        }
+        return out
+    }
+
+    /// Places every job waiting for room, oldest first.
+    mutating func placeWaitingJobs(at now: Int64, _ out: inout [ControllerAction]) {
+        let waiting = state.jobs.values
+            .filter { $0.status == .queued && $0.nodeID.isEmpty && $0.hold == nil && ($0.pending?.dueMs ?? .max) <= now }
+            .sorted { ($0.queuedSinceMs, $0.submittedAtMs, $0.spec.id) < ($1.queuedSinceMs, $1.submittedAtMs, $1.spec.id) }
+        guard !waiting.isEmpty else { return }
+        let schedulable = nodes
+        var reserved = reservations()
+        for job in waiting {
+            _ = tryPlace(job.spec.id, nodes: schedulable, reserved: &reserved, at: now, &out)
+        }
+    }
+
+    // MARK: - Events
+
+    mutating func receive(_ event: TrainingEvent, subjectNode: String, at now: Int64, _ out: inout [ControllerAction]) {
+        guard event.nodeID == subjectNode else {
+            raiseSecurity(
+                node: subjectNode,
+                evidence: "events published on node \(subjectNode)'s subject claim to come from node '\(event.nodeID)'; rejected",
+                at: now, &out)
+            return
+        }
+        touchNode(event.nodeID, at: now, &out)
+        if case .nodeStatus(let status) = event.body {
+            var status = status
+            status.nodeID = event.nodeID
+            applyNodeStatus(status, eventTimeMs: event.timeMs, at: now, &out)
+            return
+        }
+        guard !event.jobID.isEmpty, var job = state.jobs[event.jobID], let index = job.attemptIndex(event.attempt) else { return }
+        guard job.history[index].nodeID == event.nodeID else {
+            raiseSecurity(
+                node: event.nodeID,
+                evidence: "node \(event.nodeID) sent events for job \(event.jobID) attempt \(event.attempt), which is assigned to \(job.history[index].nodeID); rejected",
+                at: now, &out)
+            return
+        }
+        guard job.history[index].sequences.insert(event.sequence) else { return }  // redelivered
+        let live = index == job.history.count - 1 && !job.history[index].isOver && !job.status.isTerminal
+        switch event.body {
+        case .checkpoint(let written):
+            recordCheckpoint(&job, written, attempt: event.attempt, node: event.nodeID, at: now)
+        case .exited(let exit) where !live:
+            job.history[index].lastExit = exit
+        case .accepted, .started, .epoch, .step, .resources, .exited, .heartbeat, .nodeStatus:
+            break
+        }
+        state.jobs[event.jobID] = job
+        guard live else { return }  // old attempts never trigger remediation of the current one
+
+        let jobID = event.jobID
+        let failureTime = event.timeMs > 0 ? event.timeMs : now
+        switch event.body {
+        case .accepted:
+            update(jobID) { $0.history[index].acceptedAtMs = now }
+        case .started(let started):
+            jobStarted(jobID, index: index, started, at: now, &out)
+        case .epoch(let metrics):
+            epochEnded(jobID, index: index, metrics, failureTime: failureTime, at: now, &out)
+        case .step(let step):
+            progressed(jobID, index: index, at: now, &out)
+            if !step.loss.isFinite {
+                fail(jobID, Finding(symptom: .divergingLoss, evidence: "step \(step.step) (epoch \(step.epoch)) loss is \(step.loss)", failureTimeMs: failureTime, badEpoch: max(1, step.epoch)), processMayBeAlive: true, at: now, &out)
+            }
+        case .checkpoint:
+            progressed(jobID, index: index, at: now, &out)
+        case .resources(let sample):
+            resourcesSampled(jobID, index: index, sample, failureTime: failureTime, at: now, &out)
+        case .heartbeat(let beat):
+            heartbeat(jobID, index: index, beat, failureTime: failureTime, at: now, &out)
+        case .exited(let exit):
+            exited(jobID, index: index, exit, failureTime: failureTime, at: now, &out)
+        case .nodeStatus:
+            break
+        }
+    }
+
+    private mutating func update(_ jobID: String, _ change: (inout JobRecord) -> Void) {
+        guard var job = state.jobs[jobID] else { return }
+        change(&job)
+        state.jobs[jobID] = job
+    }
+
+    private mutating func recordCheckpoint(_ job: inout JobRecord, _ written: CheckpointWritten, attempt: Int, node: String, at now: Int64) {
+        guard !job.checkpoints.contains(where: { $0.path == written.path && $0.sha256 == written.sha256 }) else { return }
+        job.checkpoints.append(CheckpointRecord(
+            path: written.path, epoch: written.epoch, step: written.step, sha256: written.sha256,
+            sizeBytes: written.sizeBytes, attempt: attempt, nodeID: node, writtenAtMs: now))
+        job.checkpoints = CheckpointPlanner.retention(job.checkpoints, keepLast: job.config.checkpoint.keepLast).keep
+    }
+
+    private mutating func jobStarted(_ jobID: String, index: Int, _ started: JobStarted, at now: Int64, _ out: inout [ControllerAction]) {
+        guard var job = state.jobs[jobID] else { return }
+        job.history[index].startedAtMs = now
+        job.history[index].memoryLimitBytes = started.memoryLimitBytes
+        job.history[index].signals.epochStartMs = now
+        job.status = .running
+        job.statusDetail = "running on \(job.nodeID) (attempt \(job.attempt))"
+        state.jobs[jobID] = job
+        state.deadlines.cancel(.startDeadline(jobID: jobID), &out)
+        let total = Int64(job.config.timeouts.totalSeconds) * 1000
+        if total > 0 {
+            state.deadlines.set(.attemptDeadline(jobID: jobID, attempt: job.attempt), at: now + total, &out)
+        }
+        updateJobIncident(jobID, status: "attempt \(job.attempt) running on \(job.nodeID)", at: now, &out)
+    }
+
+    /// An epoch, step or checkpoint: the attempt is alive and reporting. The first report arms the hang and
+    /// epoch checks (jobs that never report are judged by exit status and resources only).
+    private mutating func progressed(_ jobID: String, index: Int, at now: Int64, _ out: inout [ControllerAction]) {
+        guard var job = state.jobs[jobID] else { return }
+        let first = job.history[index].signals.lastProgressMs == 0
+        job.history[index].signals.lastProgressMs = now
+        if job.history[index].signals.epochStartMs == 0 { job.history[index].signals.epochStartMs = now }
+        state.jobs[jobID] = job
+        guard first else { return }
+        let attempt = job.attempt
+        state.deadlines.set(.progressDeadline(jobID: jobID, attempt: attempt), at: now + heartbeatWindow(job), &out)
+        let epochLimit = Int64(job.config.timeouts.perEpochSeconds) * 1000
+        if epochLimit > 0 {
+            state.deadlines.set(.epochDeadline(jobID: jobID, attempt: attempt), at: job.history[index].signals.epochStartMs + epochLimit, &out)
+        }
+    }
+
+    func heartbeatWindow(_ job: JobRecord) -> Int64 {
+        job.config.timeouts.heartbeatSeconds > 0 ? Int64(job.config.timeouts.heartbeatSeconds) * 1000 : policy.detection.heartbeatWindow.milliseconds
+    }
+
+    private mutating func epochEnded(_ jobID: String, index: Int, _ m: EpochMetrics, failureTime: Int64, at now: Int64, _ out: inout [ControllerAction]) {
+        progressed(jobID, index: index, at: now, &out)
+        guard var job = state.jobs[jobID] else { return }
+        job.history[index].lastMetrics = m
+        job.maxEpochSeen = max(job.maxEpochSeen, m.epoch)
+        let signals = job.history[index].signals.loss.observe(m, policy: policy.detection)
+        state.jobs[jobID] = job
+        for signal in signals {
+            if case .diverging(let evidence, let badEpoch) = signal {
+                fail(jobID, Finding(symptom: .divergingLoss, evidence: evidence, failureTimeMs: failureTime, badEpoch: badEpoch), processMayBeAlive: true, at: now, &out)
+                return
+            }
+        }
+        let epochLimit = Int64(job.config.timeouts.perEpochSeconds) * 1000
+        let took = Int64((m.durationSeconds * 1000).rounded())
+        if epochLimit > 0, took > epochLimit {
+            fail(jobID, Finding(symptom: .timeout, evidence: "epoch \(m.epoch) took \(Timestamp.duration(took)), limit \(Timestamp.duration(epochLimit))", failureTimeMs: failureTime), processMayBeAlive: true, at: now, &out)
+            return
+        }
+        job.history[index].signals.epochStartMs = now
+        state.jobs[jobID] = job
+        state.correlation.recordHealthy(
+            HealthyObservation(jobID: jobID, nodeID: job.nodeID, kind: job.kind, timeMs: now),
+            keepSince: now - correlationHorizon)
+        for signal in signals {
+            switch signal {
+            case .diverging:
+                break
+            case .plateau(let evidence):
+                notice(jobID, symptom: .poorPerformance, key: "plateau", evidence: evidence, rule: "detection.poorPerformance: notify, no restart", at: now, &out)
+            case .validationGap(let evidence):
+                notice(jobID, symptom: .poorPerformance, key: "validation-gap", evidence: evidence, rule: "detection.poorPerformance.validationGapRatio: notify, no restart", at: now, &out)
+            }
+        }
+    }
+
+    private mutating func resourcesSampled(_ jobID: String, index: Int, _ sample: ResourceSample, failureTime: Int64, at now: Int64, _ out: inout [ControllerAction]) {
+        guard var job = state.jobs[jobID] else { return }
+        if sample.memoryLimitBytes > 0 { job.history[index].memoryLimitBytes = sample.memoryLimitBytes }
+        state.jobs[jobID] = job
+        let limit = job.history[index].memoryLimitBytes
+        if limit > 0, Double(sample.memoryUsedBytes) >= policy.detection.memoryLimitFraction * Double(limit) {
+            fail(jobID, Finding(
+                symptom: .outOfMemory,
+                evidence: "memory \(ByteCount.human(sample.memoryUsedBytes)) reached the limit of \(ByteCount.human(limit))",
+                failureTimeMs: failureTime), processMayBeAlive: true, at: now, &out)
+            return
+        }
+        for (kind, evidence) in ResourcePressure.of(sample, memoryLimit: limit, threshold: policy.detection.resourcePressureThreshold) {
+            notice(jobID, symptom: .resourcePressure, key: "pressure-\(kind.rawValue)", evidence: evidence, rule: "detection.resourcePressureThreshold: notify before the OOM, no restart", at: now, &out)
+        }
+    }
+
+    private mutating func heartbeat(_ jobID: String, index: Int, _ beat: Heartbeat, failureTime: Int64, at now: Int64, _ out: inout [ControllerAction]) {
+        guard var job = state.jobs[jobID] else { return }
+        job.history[index].signals.lastHeartbeatMs = now
+        state.jobs[jobID] = job
+        let window = heartbeatWindow(job)
+        let silent = Int64((beat.secondsSinceProgress * 1000).rounded())
+        if job.status == .running, job.history[index].signals.lastProgressMs > 0, silent >= window {
+            fail(jobID, Finding(
+                symptom: .hang,
+                evidence: "the agent reports no progress for \(Timestamp.duration(silent)) while the process is alive (window \(Timestamp.duration(window)))",
+                failureTimeMs: failureTime - silent), processMayBeAlive: true, at: now, &out)
+        }
+    }
+
+    private mutating func exited(_ jobID: String, index: Int, _ exit: JobExited, failureTime: Int64, at now: Int64, _ out: inout [ControllerAction]) {
+        guard var job = state.jobs[jobID] else { return }
+        job.history[index].lastExit = exit
+        state.jobs[jobID] = job
+        switch ExitClassifier.classify(exit, at: failureTime, expectedEpochs: job.config.epochs, epochsReached: job.maxEpochSeen) {
+        case .completed:
+            complete(jobID, at: now, &out)
+        case .stopped:
+            endAttempt(jobID, outcome: "stopped outside the controller (the agent reported a stop request)", at: now, &out)
+            update(jobID) { job in
+                job.status = .stopped
+                job.statusDetail = "stopped outside the controller"
+                job.desiredNode = ""
+            }
+            placeWaitingJobs(at: now, &out)
+        case .failed(let finding):
+            fail(jobID, finding, processMayBeAlive: false, at: now, &out)
+        }
+    }
+
+    private mutating func complete(_ jobID: String, at now: Int64, _ out: inout [ControllerAction]) {
+        endAttempt(jobID, outcome: "completed", at: now, &out)
+        guard var job = state.jobs[jobID] else { return }
+        job.status = .completed
+        job.statusDetail = job.attempt == 1 ? "completed" : "completed on attempt \(job.attempt)"
+        state.jobs[jobID] = job
+        state.correlation.recordHealthy(
+            HealthyObservation(jobID: jobID, nodeID: job.nodeID, kind: job.kind, timeMs: now),
+            keepSince: now - correlationHorizon)
+        updateJobIncident(jobID, status: "completed on attempt \(job.attempt)", at: now, &out)
+        placeWaitingJobs(at: now, &out)
+    }
+
+    /// Closes the current attempt: its outcome, the outcome of the step that created it, its timers.
+    mutating func endAttempt(_ jobID: String, outcome: String, symptom: Symptom? = nil, at now: Int64, _ out: inout [ControllerAction]) {
+        guard var job = state.jobs[jobID], let index = job.history.indices.last, !job.history[index].isOver else { return }
+        let attempt = job.history[index].attempt
+        job.history[index].endedAtMs = now
+        job.history[index].outcome = outcome
+        if let symptom {
+            job.history[index].symptom = symptom
+            job.history[index].failureClass = symptom.failureClass
+        }
+        for i in job.remediation.indices where job.remediation[i].attempt == attempt && job.remediation[i].outcome.isEmpty {
+            job.remediation[i].outcome = symptom.map { "failed again: \($0.title)" } ?? outcome
+        }
+        state.jobs[jobID] = job
+        state.deadlines.cancel(.startDeadline(jobID: jobID), &out)
+        state.deadlines.cancel(.progressDeadline(jobID: jobID, attempt: attempt), &out)
+        state.deadlines.cancel(.epochDeadline(jobID: jobID, attempt: attempt), &out)
+        state.deadlines.cancel(.attemptDeadline(jobID: jobID, attempt: attempt), &out)
+    }
+
+    // MARK: - Failure and remediation
+
+    /// The current attempt failed: record it, let the fleet rules see it, then decide the job's next step.
+    mutating func fail(_ jobID: String, _ finding: Finding, processMayBeAlive: Bool, at now: Int64, _ out: inout [ControllerAction]) {
+        guard let before = state.jobs[jobID], let record = before.current, !record.isOver, !before.status.isTerminal else { return }
+        let node = record.nodeID
+        endAttempt(jobID, outcome: "failed: \(finding.symptom.title) — \(finding.evidence)", symptom: finding.symptom, at: now, &out)
+        guard var job = state.jobs[jobID] else { return }
+        if job.firstFailureMs == 0 { job.firstFailureMs = finding.failureTimeMs }
+        if processMayBeAlive, !job.desiredNode.isEmpty {
+            out.append(.stop(
+                jobID: jobID, nodeID: job.desiredNode, attempt: record.attempt,
+                reason: Reason(finding.symptom, evidence: "attempt \(record.attempt) on \(node): \(finding.evidence)", rule: "a failed attempt is stopped before its next step is decided")))
+            job.desiredNode = ""
+        }
+        job.status = .queued
+        job.nodeID = ""
+        job.statusDetail = "attempt \(record.attempt) failed: \(finding.symptom.title)"
+        state.jobs[jobID] = job
+
+        let observation = FailureObservation(
+            jobID: jobID, attempt: record.attempt, nodeID: node, dataset: job.config.dataset, kind: job.kind,
+            symptom: finding.symptom, timeMs: now)
+        state.correlation.record(observation, keepSince: now - correlationHorizon)
+        correlate(observation, at: now, &out)
+        remediate(jobID, finding, failedNode: node, attempt: record.attempt, at: now, &out)
+        placeWaitingJobs(at: now, &out)
+    }
+
+    private mutating func remediate(_ jobID: String, _ finding: Finding, failedNode: String, attempt: Int, at now: Int64, _ out: inout [ControllerAction]) {
+        guard var job = state.jobs[jobID] else { return }
+        let symptom = finding.symptom
+        let evidence = "attempt \(attempt) on \(failedNode.isEmpty ? "no node" : failedNode): \(finding.evidence)"
+        func sameConfig(_ action: String, _ rule: String, exclude: [String]) -> PendingAttempt {
+            PendingAttempt(
+                config: job.config, action: action, configChange: "", reason: Reason(symptom, evidence: evidence, rule: rule),
+                symptom: symptom, dueMs: now, excludeNodes: exclude, preferNode: "", resumeBeforeEpoch: finding.badEpoch)
+        }
+
+        // The fleet explains the failure: act on the cause, not on the job's config.
+        if let badNode = state.incidents.open(forKey: "bad_node:\(failedNode)"), policy.correlation.badNode.symptoms.contains(symptom) {
+            let plan = sameConfig("re-place: node \(failedNode) is a bad node (\(badNode.id))", "correlation.badNode: re-place the jobs of a bad node", exclude: [failedNode])
+            job.remediation.append(RemediationStep(timeMs: now, jobID: jobID, attempt: job.attempt + 1, failureClass: symptom.failureClass, action: plan.action))
+            state.jobs[jobID] = job
+            queueAttempt(jobID, plan, at: now, &out)
+            return
+        }
+        if !job.config.dataset.isEmpty, let dataset = state.datasets[job.config.dataset], dataset.retriesPaused {
+            let plan = sameConfig("resume after dataset \(dataset.id) is resumed", "correlation.badDataset: retries of jobs on \(dataset.id) are paused (\(dataset.pausedByIncident))", exclude: [])
+            hold(jobID, .dataset(dataset.id), plan: plan, at: now, &out)
+            noteFleetIncident(dataset.pausedByIncident, "job \(jobID) failed (\(symptom.title)) and is held: retries on \(dataset.id) are paused", at: now)
+            return
+        }
+        if let freeze = freezingIncident(for: symptom) {
+            let plan = sameConfig("restart after \(freeze) is resolved", "correlation.systemResource: config changes for \(symptom.rawValue) are frozen fleet-wide (\(freeze))", exclude: [])
+            hold(jobID, .frozen(symptom), plan: plan, at: now, &out)
+            noteFleetIncident(freeze, "job \(jobID) failed (\(symptom.title)) and is held until this incident is resolved", at: now)
+            return
+        }
+
+        guard let ladderPolicy = policy.remediation.ladders.ladder(for: symptom) else { return }
+        let ladderName = "remediation.ladders.\(symptom.rawValue)"
+        if job.restarts >= policy.remediation.maxRestartsPerJob {
+            giveUp(jobID, finding, level: ladderPolicy.escalateTo, severity: ladderPolicy.severity,
+                   status: "failed: restart budget of \(policy.remediation.maxRestartsPerJob) used up; no automatic retries left",
+                   rule: "remediation.maxRestartsPerJob exhausted → escalate to \(ladderPolicy.escalateTo.rawValue)", at: now, &out)
+            return
+        }
+        let position = job.ladderSteps[symptom.rawValue] ?? 0
+        guard let step = RemediationLadder.next(ladderPolicy, position: position, config: job.config, context: remediationContext(job)) else {
+            if ladderPolicy.steps.isEmpty {
+                giveUp(jobID, finding, level: ladderPolicy.escalateTo, severity: ladderPolicy.severity,
+                       status: "failed: not retried — retrying cannot help with \(symptom.title)",
+                       rule: "\(ladderName) has no steps → escalate to \(ladderPolicy.escalateTo.rawValue) at once", at: now, &out)
+            } else {
+                giveUp(jobID, finding, level: ladderPolicy.escalateTo, severity: ladderPolicy.severity,
+                       status: "failed: \(symptom.title) ladder exhausted after \(ladderPolicy.steps.count) steps; no automatic retries left",
+                       rule: "\(ladderName) exhausted → escalate to \(ladderPolicy.escalateTo.rawValue)", at: now, &out)
+            }
+            return
+        }
+        job.ladderSteps[symptom.rawValue] = step.index + 1
+        let delay = step.remedy == .replace ? 0 : policy.remediation.backoff.delay(restartsSoFar: job.restarts)
+        job.restarts += 1
+        let skipped = step.skipped.isEmpty ? "" : " (skipped, nothing to change: \(step.skipped.map(\.description).joined(separator: "; ")))"
+        let rule = "\(ladderName) step \(step.index + 1) of \(ladderPolicy.steps.count): \(step.remedy.description)\(skipped)"
+        job.remediation.append(RemediationStep(
+            timeMs: now, jobID: jobID, attempt: job.attempt + 1, failureClass: symptom.failureClass,
+            action: step.remedy.description, configChange: step.change.summary))
+        state.jobs[jobID] = job
+        let isReplace = step.remedy == .replace
+        // A re-placement avoids every node this job already failed on for the same symptom.
+        let avoid = isReplace ? orderedUnique(job.history.filter { $0.symptom == symptom }.map(\.nodeID) + [failedNode]) : []
+        let plan = PendingAttempt(
+            config: step.change.config, action: "\(symptom.title): \(step.remedy.description)", configChange: step.change.summary,
+            reason: Reason(symptom, evidence: evidence, rule: step.change.summary.isEmpty ? rule : "\(rule) — \(step.change.summary)"),
+            symptom: symptom, dueMs: now + delay, excludeNodes: avoid,
+            preferNode: isReplace ? "" : failedNode, resumeBeforeEpoch: finding.badEpoch)
+        queueAttempt(jobID, plan, at: now, &out)
+        if case .dataQualityCheck(let level) = step.remedy {
+            escalateJob(jobID, finding, level: level, severity: ladderPolicy.severity,
+                        status: "restarting as attempt \(job.attempt + 1) with a data-quality check; data quality suspected",
+                        rule: "\(ladderName) step \(step.index + 1): request a data-quality check and escalate to \(level.rawValue)", at: now, &out)
+        } else {
+            updateJobIncident(jobID, status: "attempt \(attempt) failed (\(symptom.title)); attempt \(job.attempt + 1): \(step.remedy.description)", at: now, &out)
+        }
+    }
+
+    /// No automatic step is left: the job fails and its incident says why.
+    private mutating func giveUp(_ jobID: String, _ finding: Finding, level: EscalationLevel, severity: Severity, status: String, rule: String, at now: Int64, _ out: inout [ControllerAction]) {
+        update(jobID) { job in
+            job.status = .failed
+            job.statusDetail = status
+            job.pending = nil
+        }
+        state.deadlines.cancel(.restartDue(jobID: jobID), &out)
+        state.deadlines.cancel(.startDeadline(jobID: jobID), &out)
+        escalateJob(jobID, finding, level: level, severity: severity, status: status, rule: rule, at: now, &out)
+    }
+
+    /// Parks the job: its next attempt waits for an operator (dataset) or a resolution (freeze).
+    mutating func hold(_ jobID: String, _ hold: JobHold, plan: PendingAttempt?, at now: Int64, _ out: inout [ControllerAction]) {
+        guard var job = state.jobs[jobID] else { return }
+        if let plan { job.pending = plan }
+        job.hold = hold
+        job.status = .paused
+        job.nodeID = ""
+        switch hold {
+        case .dataset(let id): job.statusDetail = "paused: retries of jobs on dataset \(id) are paused"
+        case .frozen(let symptom): job.statusDetail = "paused: config changes for \(symptom.title) are frozen fleet-wide"
+        }
+        state.jobs[jobID] = job
+        state.deadlines.cancel(.restartDue(jobID: jobID), &out)
+        state.deadlines.cancel(.startDeadline(jobID: jobID), &out)
+    }
+
+    /// Releases held jobs: their pending attempt is due now.
+    mutating func release(where matches: (JobHold) -> Bool, at now: Int64, _ out: inout [ControllerAction]) {
+        let held = state.jobs.values.filter { $0.hold.map(matches) ?? false }.sorted { $0.spec.id < $1.spec.id }
+        for job in held {
+            let id = job.spec.id
+            update(id) { job in
+                job.hold = nil
+                job.status = .queued
+                job.pending?.dueMs = now
+            }
+            if let plan = state.jobs[id]?.pending {
+                queueAttempt(id, plan, at: now, &out)
+            }
+        }
+    }
+
+    func remediationContext(_ job: JobRecord) -> RemediationContext {
+        let cap = policy.remediation.maxMemoryRequest.bytes > 0
+            ? policy.remediation.maxMemoryRequest.bytes
+            : (state.nodes.values.map(\.capacity.memoryBytes).max() ?? 0)
+        return RemediationContext(
+            defaultMemoryRequest: policy.remediation.defaultMemoryRequest.bytes,
+            maxMemoryRequest: cap,
+            observedMemoryLimit: job.current?.memoryLimitBytes ?? 0,
+            gpuUpgrades: policy.remediation.gpuUpgrades,
+            defaultEpochTimeout: policy.detection.epochTimeout,
+            defaultTotalTimeout: policy.detection.totalTimeout)
+    }
+
+    /// An operator stopped the job.
+    mutating func stopJob(_ jobID: String, by who: String, at now: Int64, _ out: inout [ControllerAction]) {
+        guard let job = state.jobs[jobID], !job.status.isTerminal else { return }
+        let reason = Reason(symptom: "operator action", evidence: "\(who) stopped job \(jobID)", rule: "operator stop")
+        endAttempt(jobID, outcome: "stopped by \(who)", at: now, &out)
+        if !job.desiredNode.isEmpty {
+            out.append(.stop(jobID: jobID, nodeID: job.desiredNode, attempt: job.attempt, reason: reason))
+        }
+        update(jobID) { job in
+            job.status = .stopped
+            job.statusDetail = "stopped by \(who)"
+            job.pending = nil
+            job.hold = nil
+            job.desiredNode = ""
+        }
+        state.deadlines.cancel(.restartDue(jobID: jobID), &out)
+        state.deadlines.cancel(.startDeadline(jobID: jobID), &out)
+        updateJobIncident(jobID, status: "stopped by \(who)", at: now, &out)
+        placeWaitingJobs(at: now, &out)
+    }
+}

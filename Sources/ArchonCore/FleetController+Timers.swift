@@ -1,0 +1,117 @@
+import ArchonModel
+
+// Deadlines: what happens when a timer comes due.
+extension FleetController {
+    mutating func handleDeadline(_ id: TimerID, at now: Int64, _ out: inout [ControllerAction]) {
+        switch id {
+        case .startDeadline(let jobID):
+            checkStarted(jobID, at: now, &out)
+        case .progressDeadline(let jobID, let attempt):
+            checkProgress(jobID, attempt: attempt, at: now, &out)
+        case .epochDeadline(let jobID, let attempt):
+            checkEpoch(jobID, attempt: attempt, at: now, &out)
+        case .attemptDeadline(let jobID, let attempt):
+            checkAttemptTime(jobID, attempt: attempt, at: now, &out)
+        case .restartDue(let jobID):
+            restartDue(jobID, at: now, &out)
+        case .responseDue(let incidentID, let level):
+            state.incidents.climb(incidentID, from: level, at: now, ladder: ladder, deadlines: &state.deadlines, out: &out)
+        case .nodeSilence(let nodeID):
+            checkNodeSilence(nodeID, at: now, &out)
+        }
+    }
+
+    /// The live attempt `attempt` of a job, if it is the current one and still running.
+    private func running(_ jobID: String, _ attempt: Int) -> (JobRecord, AttemptRecord)? {
+        guard let job = state.jobs[jobID], job.status == .running, let record = job.current,
+            record.attempt == attempt, !record.isOver
+        else { return nil }
+        return (job, record)
+    }
+
+    /// Stuck queued: not started within the queue timeout.
+    private mutating func checkStarted(_ jobID: String, at now: Int64, _ out: inout [ControllerAction]) {
+        guard let job = state.jobs[jobID], job.status == .queued, job.hold == nil else { return }
+        let timeout = policy.detection.queueTimeout
+        if let record = job.current, !record.isOver, !job.nodeID.isEmpty {
+            fail(jobID, Finding(
+                symptom: .stuckQueued,
+                evidence: "assigned at \(Timestamp.iso8601(record.assignedAtMs)), not started within \(timeout)",
+                failureTimeMs: job.queuedSinceMs), processMayBeAlive: true, at: now, &out)
+            return
+        }
+        guard let plan = job.pending, plan.dueMs <= now else { return }  // still in backoff: its own deadline follows
+        let largest = onlineNodes.filter { !$0.cordoned }.max { $0.capacity.memoryBytes < $1.capacity.memoryBytes }
+        var hint = largest.map { "; largest schedulable node: \($0.id) (\(Placement.describe($0.capacity)))" } ?? "; no schedulable node"
+        if !plan.excludeNodes.isEmpty { hint += "; avoiding \(plan.excludeNodes.joined(separator: ", ")), where it failed" }
+        let finding = Finding(
+            symptom: .stuckQueued,
+            evidence: "queued since \(Timestamp.iso8601(job.queuedSinceMs)) (over \(timeout)): no node has room for \(Placement.describe(plan.config.resources))\(hint)",
+            failureTimeMs: job.queuedSinceMs)
+        if state.jobs[jobID]?.firstFailureMs == 0 { state.jobs[jobID]?.firstFailureMs = job.queuedSinceMs }
+        let ladderPolicy = policy.remediation.ladders.stuckQueued
+        escalateJob(jobID, finding, level: ladderPolicy.escalateTo, severity: ladderPolicy.severity,
+                    status: "queued: waiting for a node with room; placed as soon as one has",
+                    rule: "detection.queueTimeout \(timeout) passed with nowhere to place it → escalate to \(ladderPolicy.escalateTo.rawValue)", at: now, &out)
+    }
+
+    /// Hang: alive but no progress within the heartbeat window.
+    private mutating func checkProgress(_ jobID: String, attempt: Int, at now: Int64, _ out: inout [ControllerAction]) {
+        guard let (job, record) = running(jobID, attempt), record.signals.lastProgressMs > 0 else { return }
+        let window = heartbeatWindow(job)
+        let deadline = record.signals.lastProgressMs + window
+        if now < deadline {
+            state.deadlines.set(.progressDeadline(jobID: jobID, attempt: attempt), at: deadline, &out)
+            return
+        }
+        let heartbeat = record.signals.lastHeartbeatMs > 0 ? "; last heartbeat \(Timestamp.iso8601(record.signals.lastHeartbeatMs))" : ""
+        fail(jobID, Finding(
+            symptom: .hang,
+            evidence: "no progress event since \(Timestamp.iso8601(record.signals.lastProgressMs)) (window \(Timestamp.duration(window))) while the process is alive\(heartbeat)",
+            failureTimeMs: record.signals.lastProgressMs), processMayBeAlive: true, at: now, &out)
+    }
+
+    /// Epoch timeout: the current epoch runs over its limit.
+    private mutating func checkEpoch(_ jobID: String, attempt: Int, at now: Int64, _ out: inout [ControllerAction]) {
+        guard let (job, record) = running(jobID, attempt), record.signals.lastProgressMs > 0 else { return }
+        let limit = Int64(job.config.timeouts.perEpochSeconds) * 1000
+        guard limit > 0 else { return }
+        let deadline = record.signals.epochStartMs + limit
+        if now < deadline {
+            state.deadlines.set(.epochDeadline(jobID: jobID, attempt: attempt), at: deadline, &out)
+            return
+        }
+        let epoch = (record.lastMetrics?.epoch ?? 0) + 1
+        fail(jobID, Finding(
+            symptom: .timeout,
+            evidence: "epoch \(epoch) running for \(Timestamp.duration(now - record.signals.epochStartMs)), limit \(Timestamp.duration(limit))",
+            failureTimeMs: deadline), processMayBeAlive: true, at: now, &out)
+    }
+
+    /// Total timeout: the attempt runs over its limit.
+    private mutating func checkAttemptTime(_ jobID: String, attempt: Int, at now: Int64, _ out: inout [ControllerAction]) {
+        guard let (job, record) = running(jobID, attempt), record.startedAtMs > 0 else { return }
+        let limit = Int64(job.config.timeouts.totalSeconds) * 1000
+        guard limit > 0 else { return }
+        let deadline = record.startedAtMs + limit
+        if now < deadline {
+            state.deadlines.set(.attemptDeadline(jobID: jobID, attempt: attempt), at: deadline, &out)
+            return
+        }
+        fail(jobID, Finding(
+            symptom: .timeout,
+            evidence: "attempt \(attempt) running for \(Timestamp.duration(now - record.startedAtMs)), total limit \(Timestamp.duration(limit))",
+            failureTimeMs: deadline), processMayBeAlive: true, at: now, &out)
+    }
+
+    /// The backoff is over: the next attempt is placed.
+    private mutating func restartDue(_ jobID: String, at now: Int64, _ out: inout [ControllerAction]) {
+        guard let job = state.jobs[jobID], job.status == .queued, job.hold == nil, job.nodeID.isEmpty, var plan = job.pending else { return }
+        if plan.dueMs > now {
+            state.deadlines.set(.restartDue(jobID: jobID), at: plan.dueMs, &out)
+            return
+        }
+        plan.dueMs = now
+        queueAttempt(jobID, plan, at: now, &out)
+    }
+}

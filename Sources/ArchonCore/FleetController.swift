@@ -1,0 +1,191 @@
+public import ArchonModel
+
+/// The decision core: events and `now` go in, ``ControllerAction``s come out.
+///
+/// Pure and deterministic: no I/O, no clock, no timers of its own. Time is Unix milliseconds. Each input is a
+/// `mutating func` named after what happened; the shell performs the returned actions in order and persists
+/// ``state`` (it is `Codable`). After a restart, build the controller from the saved state and call
+/// ``leadershipAcquired(fencingEpoch:at:)``, which re-arms every timer.
+///
+/// Fencing: the shell passes the leader lease revision to ``leadershipAcquired(fencingEpoch:at:)``; every
+/// assignment carries it.
+public struct FleetController: Sendable {
+    /// Thresholds, ladders, rules and levels in force.
+    public let policy: Policy
+    /// Everything decided so far; persist it after each input, restore it with ``init(policy:state:)``.
+    public internal(set) var state: FleetState
+
+    /// A controller applying `policy`, resuming from `state` (empty for a new fleet).
+    public init(policy: Policy = .runbookDefaults, state: FleetState = FleetState()) {
+        self.policy = policy
+        self.state = state
+    }
+
+    var ladder: EscalationLadder { EscalationLadder(levels: policy.escalation.levels) }
+
+    // MARK: - Inputs
+
+    /// This controller became leader with lease revision `fencingEpoch`: every pending timer is scheduled
+    /// again and overdue deadlines are handled now.
+    public mutating func leadershipAcquired(fencingEpoch: UInt64, at now: Int64) -> [ControllerAction] {
+        state.fencingEpoch = fencingEpoch
+        var out = state.deadlines.all.map { ControllerAction.scheduleTimer($0.id, atMs: $0.atMs) }
+        out += tick(at: now)
+        return out
+    }
+
+    /// A job spec was submitted: validated (all problems at once), stored, placed.
+    public mutating func jobSubmitted(_ spec: JobSpec, at now: Int64) -> [ControllerAction] {
+        var out: [ControllerAction] = []
+        submit(spec, at: now, &out)
+        return out
+    }
+
+    /// An agent event arrived on `archon.v1.events.<subjectNode>.…`. An event whose node id differs from the
+    /// subject's (or from the node its attempt was assigned to) is rejected as a security concern.
+    /// A redelivered event (same job, attempt, sequence) changes nothing.
+    public mutating func eventReceived(_ event: TrainingEvent, subjectNode: String, at now: Int64) -> [ControllerAction] {
+        var out: [ControllerAction] = []
+        receive(event, subjectNode: subjectNode, at: now, &out)
+        return out
+    }
+
+    /// A node status arrived outside an event (e.g. read from KV).
+    public mutating func nodeStatusReceived(_ status: NodeStatus, at now: Int64) -> [ControllerAction] {
+        var out: [ControllerAction] = []
+        touchNode(status.nodeID, at: now, &out)
+        applyNodeStatus(status, eventTimeMs: now, at: now, &out)
+        return out
+    }
+
+    /// A timer the core scheduled fired. Early, late or repeated firings are harmless.
+    public mutating func timerFired(_ id: TimerID, at now: Int64) -> [ControllerAction] {
+        var out: [ControllerAction] = []
+        if state.deadlines.take(id, now: now) {
+            handleDeadline(id, at: now, &out)
+        } else if let due = state.deadlines.due[id] {
+            out.append(.scheduleTimer(id, atMs: due))  // fired early: ask again
+        }
+        return out
+    }
+
+    /// Handles every deadline due at `now`: an alternative (or safety net) to individual timers.
+    public mutating func tick(at now: Int64) -> [ControllerAction] {
+        var out: [ControllerAction] = []
+        // Handling a deadline can set another already due (an incident climbing twice after a long outage).
+        for _ in 0..<64 {
+            let due = state.deadlines.dueIDs(now: now)
+            if due.isEmpty { break }
+            for id in due where state.deadlines.take(id, now: now) {
+                handleDeadline(id, at: now, &out)
+            }
+        }
+        return out
+    }
+
+    /// An operator acknowledged an incident: it stops climbing.
+    public mutating func incidentAcknowledged(_ id: String, by who: String, at now: Int64) throws(OperatorError) -> [ControllerAction] {
+        guard let incident = state.incidents[id] else { throw OperatorError(.unknownIncident, "incident '\(id)' not found") }
+        guard incident.status != .resolved else { throw OperatorError(.incidentResolved, "incident '\(id)' is resolved") }
+        var out: [ControllerAction] = []
+        state.incidents.acknowledge(id, by: who, at: now, deadlines: &state.deadlines, out: &out)
+        return out
+    }
+
+    /// An operator resolved an incident (and everything attached to it). Resolving a system-resource incident
+    /// lifts its freeze and restarts the jobs it held.
+    public mutating func incidentResolved(_ id: String, by who: String, rootCause: String, at now: Int64) throws(OperatorError) -> [ControllerAction] {
+        guard state.incidents[id] != nil else { throw OperatorError(.unknownIncident, "incident '\(id)' not found") }
+        var out: [ControllerAction] = []
+        resolveIncident(id, by: who, rootCause: rootCause, at: now, &out)
+        return out
+    }
+
+    /// A dataset was registered or changed.
+    public mutating func datasetRegistered(_ dataset: Dataset, at now: Int64) -> [ControllerAction] {
+        if var record = state.datasets[dataset.id] {
+            record.dataset = dataset
+            state.datasets[dataset.id] = record
+        } else {
+            state.datasets[dataset.id] = DatasetRecord(dataset: dataset, registeredAtMs: now)
+        }
+        return []
+    }
+
+    /// An operator resumed retries of jobs on a paused dataset: the jobs held for it restart.
+    public mutating func datasetResumed(_ id: String, by who: String, at now: Int64) throws(OperatorError) -> [ControllerAction] {
+        guard state.datasets[id] != nil else { throw OperatorError(.unknownDataset, "dataset '\(id)' not found") }
+        var out: [ControllerAction] = []
+        resumeDataset(id, by: who, at: now, &out)
+        return out
+    }
+
+    /// An operator cordoned a node: no new jobs go there; jobs already there keep running.
+    public mutating func nodeCordoned(_ id: String, by who: String, reason text: String, at now: Int64) throws(OperatorError) -> [ControllerAction] {
+        guard var node = state.nodes[id] else { throw OperatorError(.unknownNode, "node '\(id)' not found") }
+        guard !node.cordoned else { return [] }
+        node.cordoned = true
+        node.cordonReason = "cordoned by \(who)\(text.isEmpty ? "" : ": \(text)")"
+        state.nodes[id] = node
+        return [.cordon(nodeID: id, reason: Reason(symptom: "operator action", evidence: node.cordonReason, rule: "operator cordon"))]
+    }
+
+    /// An operator uncordoned a node: it takes jobs again, and waiting jobs are placed.
+    public mutating func nodeUncordoned(_ id: String, by who: String, at now: Int64) throws(OperatorError) -> [ControllerAction] {
+        guard var node = state.nodes[id] else { throw OperatorError(.unknownNode, "node '\(id)' not found") }
+        guard node.cordoned else { return [] }
+        node.cordoned = false
+        node.cordonReason = ""
+        state.nodes[id] = node
+        var out: [ControllerAction] = [
+            .uncordon(nodeID: id, reason: Reason(symptom: "operator action", evidence: "uncordoned by \(who)", rule: "operator uncordon"))
+        ]
+        placeWaitingJobs(at: now, &out)
+        return out
+    }
+
+    /// An operator stopped a job: its process is stopped and nothing restarts it.
+    public mutating func jobStopRequested(_ id: String, by who: String, at now: Int64) throws(OperatorError) -> [ControllerAction] {
+        guard state.jobs[id] != nil else { throw OperatorError(.unknownJob, "job '\(id)' not found") }
+        var out: [ControllerAction] = []
+        stopJob(id, by: who, at: now, &out)
+        return out
+    }
+
+    /// The shell rejected a publish from a node (bad credentials, a subject outside its permissions).
+    public mutating func securityViolationReported(nodeID: String, detail: String, at now: Int64) -> [ControllerAction] {
+        var out: [ControllerAction] = []
+        raiseSecurity(node: nodeID, evidence: detail, at: now, &out)
+        return out
+    }
+
+    // MARK: - Read models
+
+    /// Every job, by id.
+    public var jobs: [JobRecord] { state.jobs.values.sorted { $0.spec.id < $1.spec.id } }
+    /// One job, with its status, node, attempt, config and per-attempt history.
+    public func job(_ id: String) -> JobRecord? { state.jobs[id] }
+    /// Every node, by id.
+    public var nodes: [NodeRecord] { state.nodes.values.sorted { $0.id < $1.id } }
+    /// One node: health, capacity, usage, cordon.
+    public func node(_ id: String) -> NodeRecord? { state.nodes[id] }
+    /// Every dataset, by id.
+    public var datasets: [DatasetRecord] { state.datasets.values.sorted { $0.id < $1.id } }
+    /// One dataset: location, status, whether retries on it are paused.
+    public func dataset(_ id: String) -> DatasetRecord? { state.datasets[id] }
+    /// Every incident, oldest first.
+    public var incidents: [Incident] { state.incidents.all }
+    /// One incident, attached ones included.
+    public func incident(_ id: String) -> Incident? { state.incidents[id] }
+    /// The post-incident review of a resolved incident.
+    public func postIncidentReport(_ id: String) -> PostIncidentReport? { state.incidents[id].flatMap(PostIncidentReport.init) }
+    /// Every deadline the core waits for, earliest first.
+    public var scheduledTimers: [(id: TimerID, atMs: Int64)] { state.deadlines.all }
+    /// Symptoms whose config changes are frozen fleet-wide now.
+    public var frozenSymptoms: [Symptom] { Array(Set(state.freezes.values.flatMap { $0 })).sorted() }
+
+    /// Pre-training validation against the current registry and fleet: every problem at once.
+    public func validate(_ spec: JobSpec) -> [SpecProblem] {
+        SpecValidator(policy: policy.validation).problems(in: spec, datasets: datasets, nodes: nodes)
+    }
+}

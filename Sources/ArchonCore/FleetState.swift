@@ -1,0 +1,26 @@
+import ArchonModel
+
+/// Everything the controller decides from, persisted as one value (KV) and restored after a restart.
+///
+/// Read it through ``FleetController``'s accessors; only the controller's inputs change it.
+public struct FleetState: Codable, Sendable, Hashable {
+    /// Jobs by id, terminal ones included.
+    public internal(set) var jobs: [String: JobRecord] = [:]
+    /// Nodes by id, as their agents describe them.
+    public internal(set) var nodes: [String: NodeRecord] = [:]
+    /// The dataset registry.
+    public internal(set) var datasets: [String: DatasetRecord] = [:]
+    /// Every incident, open or resolved.
+    public internal(set) var incidents = IncidentBook()
+    /// Recent failures and healthy signs for the fleet rules.
+    public internal(set) var correlation = CorrelationWindow()
+    /// Every deadline the core waits for (what the timers stand for).
+    public internal(set) var deadlines = Deadlines()
+    /// Symptoms whose config changes are frozen, by the system-resource incident that froze them.
+    public internal(set) var freezes: [String: [Symptom]] = [:]
+    /// Written into every assignment; set by ``FleetController/leadershipAcquired(fencingEpoch:at:)``.
+    public internal(set) var fencingEpoch: UInt64 = 0
+
+    /// An empty fleet.
+    public init() {}
+}

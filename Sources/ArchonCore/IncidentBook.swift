@@ -1,0 +1,253 @@
+public import ArchonModel
+
+/// What a ladder or a fleet rule wants an incident to say. Raised against the incident open for its
+/// `dedupKey`, it updates that incident instead of opening another.
+struct IncidentDraft: Sendable {
+    enum StepsMerge: Sendable {
+        /// The draft holds every step (a job's own incident).
+        case replace
+        /// The draft holds new steps only (a fleet incident).
+        case append
+    }
+
+    var dedupKey: String
+    var cause: IncidentCause
+    var level: EscalationLevel
+    var severity: Severity
+    var subject: String
+    var nodes: [String] = []
+    var jobs: [String] = []
+    var dataset: String = ""
+    var failureTimeMs: Int64
+    var symptoms: [String] = []
+    var steps: [RemediationStep] = []
+    var stepsMerge = StepsMerge.append
+    var currentStatus = ""
+    var impact = ""
+    var logTail: [String] = []
+    /// Timeline entries from before the incident (a job's failures), used when it opens.
+    var history: [TimelineEntry] = []
+    /// Open it inside this fleet incident, its pages inhibited.
+    var parentID = ""
+}
+
+/// Every incident, one open per cause: opening, updating, climbing the levels, acknowledging, resolving.
+///
+/// An incident inside a fleet incident (`parentID` set) is kept and updated but never pages and never climbs.
+/// Notices (cause `.notice`) page once and never climb.
+public struct IncidentBook: Codable, Sendable, Hashable {
+    /// Incidents by id.
+    public private(set) var incidents: [String: Incident] = [:]
+    /// Dedup key → id of the incident open (or acknowledged) for it.
+    public private(set) var openKeys: [String: String] = [:]
+    /// Ids in the order they were opened.
+    public private(set) var order: [String] = []
+    /// Number of the next incident id (`INC-<n>`).
+    public private(set) var nextNumber = 1
+
+    /// No incidents.
+    public init() {}
+
+    /// Every incident, oldest first.
+    public var all: [Incident] { order.compactMap { incidents[$0] } }
+
+    /// The incident with this id.
+    public subscript(id: String) -> Incident? { incidents[id] }
+
+    /// The incident open or acknowledged for a dedup key.
+    public func open(forKey key: String) -> Incident? { openKeys[key].flatMap { incidents[$0] } }
+
+    /// Incidents attached to `id`.
+    public func children(of id: String) -> [Incident] { all.filter { $0.parentID == id } }
+
+    private func publish(_ kind: Escalation.Kind, _ incident: Incident, at now: Int64, reason: Reason, _ out: inout [ControllerAction]) {
+        out.append(.publishEscalation(Escalation(kind: kind, incident: incident, timeMs: now, reason: reason.description), reason: reason))
+    }
+
+    /// Opens an incident for the draft's key, or merges the draft into the one open; returns its id.
+    /// An update is published only when it adds something.
+    @discardableResult
+    mutating func raise(
+        _ draft: IncidentDraft, reason: Reason, at now: Int64, ladder: EscalationLadder,
+        deadlines: inout Deadlines, out: inout [ControllerAction]
+    ) -> String {
+        if let id = openKeys[draft.dedupKey], var incident = incidents[id] {
+            var changed: [String] = []
+            for node in draft.nodes where !node.isEmpty && !incident.nodes.contains(node) {
+                incident.nodes.append(node)
+                changed.append("node \(node)")
+            }
+            for job in draft.jobs where !incident.jobs.contains(job) {
+                incident.jobs.append(job)
+                changed.append("job \(job)")
+            }
+            if incident.dataset.isEmpty, !draft.dataset.isEmpty { incident.dataset = draft.dataset }
+            for symptom in draft.symptoms where !incident.symptoms.contains(symptom) {
+                incident.symptoms.append(symptom)
+                changed.append("symptom")
+            }
+            switch draft.stepsMerge {
+            case .replace:
+                if incident.stepsTaken != draft.steps {
+                    incident.stepsTaken = draft.steps
+                    changed.append("steps")
+                }
+            case .append:
+                for step in draft.steps where !incident.stepsTaken.contains(step) {
+                    incident.stepsTaken.append(step)
+                    changed.append("steps")
+                }
+            }
+            if !draft.currentStatus.isEmpty, draft.currentStatus != incident.currentStatus {
+                incident.currentStatus = draft.currentStatus
+                changed.append("status")
+            }
+            if !draft.impact.isEmpty { incident.impact = draft.impact }
+            if !draft.logTail.isEmpty { incident.logTail = draft.logTail }
+            if Self.rank(draft.severity) > Self.rank(incident.severity) {
+                incident.severity = draft.severity
+                changed.append("severity")
+            }
+            let raiseLevel = draft.level > incident.level && incident.status == .open
+            guard !changed.isEmpty || raiseLevel else { return id }
+
+            let inhibited = !incident.parentID.isEmpty
+            if raiseLevel {
+                let from = incident.level
+                if !inhibited { deadlines.cancel(.responseDue(incidentID: id, level: from), &out) }
+                incident.level = draft.level
+                incident.timeline.append(TimelineEntry(timeMs: now, text: "escalated to \(ladder.name(draft.level)): \(reason)"))
+                if !inhibited, incident.cause != .notice {
+                    incident.respondByMs = ladder.respondBy(draft.level, from: now)
+                    if draft.level.next != nil {
+                        deadlines.set(.responseDue(incidentID: id, level: draft.level), at: incident.respondByMs, &out)
+                    }
+                }
+                incidents[id] = incident
+                if !inhibited { publish(.escalated, incident, at: now, reason: reason, &out) }
+            } else {
+                incident.timeline.append(TimelineEntry(timeMs: now, text: "updated: \(reason)"))
+                incidents[id] = incident
+                if !inhibited { publish(.updated, incident, at: now, reason: reason, &out) }
+            }
+            return id
+        }
+
+        let id = "INC-\(nextNumber)"
+        nextNumber += 1
+        var incident = Incident(
+            id: id, dedupKey: draft.dedupKey, cause: draft.cause, level: draft.level, severity: draft.severity,
+            subject: draft.subject, nodes: draft.nodes.filter { !$0.isEmpty }, jobs: draft.jobs, dataset: draft.dataset,
+            failureTimeMs: draft.failureTimeMs, openedAtMs: now, symptoms: draft.symptoms, stepsTaken: draft.steps,
+            currentStatus: draft.currentStatus, impact: draft.impact, logTail: draft.logTail,
+            timeline: draft.history, parentID: draft.parentID
+        )
+        if draft.parentID.isEmpty {
+            incident.timeline.append(TimelineEntry(timeMs: now, text: "opened at \(ladder.name(draft.level)): \(reason)"))
+            if draft.cause != .notice {
+                incident.respondByMs = ladder.respondBy(draft.level, from: now)
+                if draft.level.next != nil {
+                    deadlines.set(.responseDue(incidentID: id, level: draft.level), at: incident.respondByMs, &out)
+                }
+            }
+        } else {
+            incident.timeline.append(TimelineEntry(timeMs: now, text: "opened inside \(draft.parentID); pages inhibited: \(reason)"))
+        }
+        incidents[id] = incident
+        openKeys[draft.dedupKey] = id
+        order.append(id)
+        if draft.parentID.isEmpty {
+            publish(.opened, incident, at: now, reason: reason, &out)
+        } else if var parent = incidents[draft.parentID] {
+            parent.timeline.append(TimelineEntry(timeMs: now, text: "\(id) (\(incident.subject)) attached"))
+            incidents[draft.parentID] = parent
+        }
+        return id
+    }
+
+    /// Puts `childID` inside the fleet incident `parentID`: it stops climbing and paging, and says so once.
+    mutating func attach(_ childID: String, to parentID: String, at now: Int64, deadlines: inout Deadlines, out: inout [ControllerAction]) {
+        guard var child = incidents[childID], var parent = incidents[parentID], childID != parentID,
+            child.status != .resolved, child.parentID.isEmpty, child.cause != .notice
+        else { return }
+        deadlines.cancel(.responseDue(incidentID: childID, level: child.level), &out)
+        child.parentID = parentID
+        child.respondByMs = 0
+        let reason = Reason(
+            symptom: parent.subject,
+            evidence: "\(childID) is explained by \(parentID) (\(parent.cause.rawValue))",
+            rule: "per-job incidents inside a fleet incident are inhibited, not lost")
+        child.timeline.append(TimelineEntry(timeMs: now, text: "attached to \(parentID); pages inhibited"))
+        parent.timeline.append(TimelineEntry(timeMs: now, text: "\(childID) (\(child.subject)) attached"))
+        incidents[childID] = child
+        incidents[parentID] = parent
+        publish(.updated, child, at: now, reason: reason, &out)
+    }
+
+    /// The current level did not acknowledge in time: the incident moves up one level.
+    mutating func climb(_ id: String, from level: EscalationLevel, at now: Int64, ladder: EscalationLadder, deadlines: inout Deadlines, out: inout [ControllerAction]) {
+        guard var incident = incidents[id], incident.status == .open, incident.parentID.isEmpty, incident.cause != .notice,
+            incident.level == level, incident.respondByMs > 0, now >= incident.respondByMs, let next = level.next
+        else { return }
+        let reason = Reason(
+            symptom: "incident not acknowledged",
+            evidence: "\(id) was not acknowledged by \(ladder.name(level)) within \(Timestamp.duration(ladder.responseTime(level)))",
+            rule: "escalation.levels.\(level.rawValue).responseTime")
+        incident.level = next
+        // From the missed deadline, so a late timer does not stretch the schedule.
+        incident.respondByMs = incident.respondByMs + ladder.responseTime(next)
+        if next.next != nil {
+            deadlines.set(.responseDue(incidentID: id, level: next), at: incident.respondByMs, &out)
+        }
+        incident.timeline.append(TimelineEntry(timeMs: now, text: "escalated to \(ladder.name(next)): \(reason.evidence)"))
+        incidents[id] = incident
+        publish(.escalated, incident, at: now, reason: reason, &out)
+    }
+
+    /// Someone owns it now: the climb stops.
+    mutating func acknowledge(_ id: String, by who: String, at now: Int64, deadlines: inout Deadlines, out: inout [ControllerAction]) {
+        guard var incident = incidents[id], incident.status == .open else { return }
+        deadlines.cancel(.responseDue(incidentID: id, level: incident.level), &out)
+        incident.status = .acknowledged
+        incident.acknowledgedAtMs = now
+        incident.acknowledgedBy = who
+        incident.respondByMs = 0
+        incident.timeline.append(TimelineEntry(timeMs: now, text: "acknowledged by \(who) at \(incident.level.rawValue)"))
+        incidents[id] = incident
+        let reason = Reason(symptom: "incident acknowledged", evidence: "\(who) acknowledged \(id) at \(incident.level.rawValue)", rule: "acknowledging stops the climb")
+        if incident.parentID.isEmpty { publish(.acknowledged, incident, at: now, reason: reason, &out) }
+    }
+
+    /// Closes it (and everything attached to it); its dedup key is free again.
+    mutating func resolve(_ id: String, by who: String, rootCause: String, at now: Int64, deadlines: inout Deadlines, out: inout [ControllerAction]) {
+        guard var incident = incidents[id], incident.status != .resolved else { return }
+        deadlines.cancel(.responseDue(incidentID: id, level: incident.level), &out)
+        incident.status = .resolved
+        incident.resolvedAtMs = now
+        incident.resolvedBy = who
+        incident.rootCause = rootCause
+        incident.respondByMs = 0
+        incident.timeline.append(TimelineEntry(timeMs: now, text: "resolved by \(who): \(rootCause.isEmpty ? "no root cause given" : rootCause)"))
+        incidents[id] = incident
+        if openKeys[incident.dedupKey] == id { openKeys.removeValue(forKey: incident.dedupKey) }
+        let reason = Reason(symptom: "incident resolved", evidence: "\(who) resolved \(id)", rule: rootCause.isEmpty ? "operator resolution" : "root cause: \(rootCause)")
+        if incident.parentID.isEmpty { publish(.resolved, incident, at: now, reason: reason, &out) }
+        for child in children(of: id) where child.status != .resolved {
+            resolve(child.id, by: who, rootCause: "resolved with \(id): \(rootCause)", at: now, deadlines: &deadlines, out: &out)
+        }
+    }
+
+    /// Adds a timeline line without publishing.
+    mutating func note(_ id: String, _ text: String, at now: Int64) {
+        incidents[id]?.timeline.append(TimelineEntry(timeMs: now, text: text))
+    }
+
+    static func rank(_ severity: Severity) -> Int {
+        switch severity {
+        case .info: 0
+        case .warning: 1
+        case .high: 2
+        case .critical: 3
+        }
+    }
+}

@@ -1,0 +1,98 @@
+public import ArchonModel
+
+/// What one epoch's metrics say about the loss curve.
+public enum LossSignal: Sendable, Hashable {
+    /// NaN/Inf, a spike or a rising loss: a divergence finding.
+    case diverging(evidence: String, badEpoch: Int)
+    /// No improvement for the patience window (a notice).
+    case plateau(evidence: String)
+    /// Validation far worse than training (a notice).
+    case validationGap(evidence: String)
+}
+
+/// Watches the epoch losses of one attempt: diverging (NaN/Inf, rising, spike) and poor performance.
+public struct LossMonitor: Codable, Sendable, Hashable {
+    /// Recent training losses, oldest first.
+    public private(set) var losses: [Double] = []
+    public private(set) var epochs: [Int] = []
+    /// Best of the tracked loss (validation when reported, else training).
+    public private(set) var best: Double?
+    public private(set) var bestEpoch = 0
+    public private(set) var epochsWithoutImprovement = 0
+
+    public init() {}
+
+    /// Feeds one epoch; returns what it shows, divergence first.
+    public mutating func observe(_ m: EpochMetrics, policy: DetectionPolicy) -> [LossSignal] {
+        let d = policy.divergence
+        if !m.loss.isFinite {
+            return [.diverging(evidence: "epoch \(m.epoch) training loss is \(m.loss)", badEpoch: m.epoch)]
+        }
+        if let validation = m.validation, !validation.loss.isFinite {
+            return [.diverging(evidence: "epoch \(m.epoch) validation loss is \(validation.loss)", badEpoch: m.epoch)]
+        }
+
+        var signals: [LossSignal] = []
+        let previous = Array(losses.suffix(d.spikeWindow))
+        if previous.count >= d.spikeMinSamples {
+            let median = Self.median(previous)
+            if median > 0, m.loss > d.spikeFactor * median {
+                signals.append(.diverging(
+                    evidence: "epoch \(m.epoch) loss \(m.loss.short) is \((m.loss / median).short)× the median \(median.short) of the previous \(previous.count) epochs (limit \(d.spikeFactor.compact)×)",
+                    badEpoch: m.epoch))
+            }
+        }
+        losses.append(m.loss)
+        epochs.append(m.epoch)
+        let keep = max(d.spikeWindow, d.risingEpochs + 1)
+        if losses.count > keep {
+            losses.removeFirst(losses.count - keep)
+            epochs.removeFirst(epochs.count - keep)
+        }
+        if signals.isEmpty, d.risingEpochs > 0, losses.count > d.risingEpochs {
+            let run = Array(losses.suffix(d.risingEpochs + 1))
+            if zip(run, run.dropFirst()).allSatisfy({ $0 < $1 }) {
+                let runEpochs = Array(epochs.suffix(d.risingEpochs + 1))
+                signals.append(.diverging(
+                    evidence: "loss rose \(d.risingEpochs) epochs in a row: \(run.map(\.short).joined(separator: " → ")) (epochs \(runEpochs.first ?? 0)–\(runEpochs.last ?? 0))",
+                    badEpoch: runEpochs.dropFirst().first ?? m.epoch))
+            }
+        }
+        if !signals.isEmpty { return signals }
+
+        let p = policy.poorPerformance
+        let tracked = m.validation?.loss ?? m.loss
+        let trackedName = m.validation == nil ? "training loss" : "validation loss"
+        if let best, best - tracked < p.minImprovement {
+            epochsWithoutImprovement += 1
+            if epochsWithoutImprovement == p.patienceEpochs {
+                signals.append(.plateau(evidence: "no \(trackedName) improvement of at least \(p.minImprovement.compact) for \(p.patienceEpochs) consecutive epochs (best \(best.short) at epoch \(bestEpoch), now \(tracked.short) at epoch \(m.epoch))"))
+            }
+        } else {
+            best = tracked
+            bestEpoch = m.epoch
+            epochsWithoutImprovement = 0
+        }
+        if let validation = m.validation, m.loss > 0, validation.loss > p.validationGapRatio * m.loss {
+            signals.append(.validationGap(evidence: "epoch \(m.epoch) validation loss \(validation.loss.short) is \((validation.loss / m.loss).short)× the training loss \(m.loss.short) (limit \(p.validationGapRatio.compact)×)"))
+        }
+        return signals
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+    }
+}
+
+extension Double {
+    /// Up to 4 significant decimals for messages: `0.5231`, `12.3`, `nan`.
+    var short: String {
+        guard isFinite else { return "\(self)" }
+        if self == rounded(), abs(self) < 1e15 { return String(Int64(self)) }
+        let scale = abs(self) >= 1 ? 100.0 : 10_000.0
+        return String((self * scale).rounded() / scale)
+    }
+}

@@ -1,0 +1,27 @@
+/// An operator action that cannot be applied; the state is unchanged.
+public struct OperatorError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of problem; extensible.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let name: String
+        public init(_ name: String) { self.name = name }
+        public static let unknownIncident = Code("unknown-incident")
+        public static let unknownJob = Code("unknown-job")
+        public static let unknownNode = Code("unknown-node")
+        public static let unknownDataset = Code("unknown-dataset")
+        /// The incident is resolved: it can no longer be acknowledged.
+        public static let incidentResolved = Code("incident-resolved")
+        public var description: String { name }
+    }
+
+    /// What kind of problem.
+    public let code: Code
+    /// What went wrong, for the operator: "incident 'INC-9' not found".
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,80 @@
+public import ArchonModel
+
+/// What the core's own assignments hold on a node (usage reports lag; reservations do not).
+public struct Reservation: Sendable, Hashable {
+    public var memoryBytes: UInt64 = 0
+    public var cpuCores: Double = 0
+    public var gpus: [String: Int] = [:]
+    public var diskBytes: UInt64 = 0
+    public var jobs = 0
+
+    /// Nothing reserved.
+    public init() {}
+
+    mutating func add(_ r: Resources) {
+        memoryBytes += r.memoryBytes
+        cpuCores += r.cpuCores
+        if r.gpuCount > 0 { gpus[r.gpuClass, default: 0] += r.gpuCount }
+        diskBytes += r.diskBytes
+        jobs += 1
+    }
+}
+
+/// Chooses the node a job runs on: the least loaded schedulable node with room for its request.
+public enum Placement {
+    /// Whether a node with `capacity`, holding `reserved`, has room for `request`.
+    public static func fits(_ request: Resources, capacity: NodeCapacity, reserved: Reservation) -> Bool {
+        if request.memoryBytes > 0, capacity.memoryBytes < reserved.memoryBytes + request.memoryBytes { return false }
+        if request.cpuCores > 0, Double(capacity.cpuCores) - reserved.cpuCores < request.cpuCores { return false }
+        if request.diskBytes > 0, capacity.diskBytes < reserved.diskBytes + request.diskBytes { return false }
+        if request.gpuCount > 0 {
+            let have = capacity.gpus.filter { $0.gpuClass == request.gpuClass }.count
+            if have - reserved.gpus[request.gpuClass, default: 0] < request.gpuCount { return false }
+        }
+        return true
+    }
+
+    /// The node for `request`: `prefer` when it is schedulable and has room, else the schedulable node with
+    /// the fewest jobs, then the most free memory, then the smallest id. nil when none has room.
+    public static func choose(
+        _ request: Resources,
+        nodes: [NodeRecord],
+        reservations: [String: Reservation],
+        prefer: String = "",
+        exclude: Set<String> = []
+    ) -> String? {
+        let candidates = nodes.filter { node in
+            node.schedulable && !exclude.contains(node.id)
+                && fits(request, capacity: node.capacity, reserved: reservations[node.id] ?? Reservation())
+        }
+        if !prefer.isEmpty, candidates.contains(where: { $0.id == prefer }) { return prefer }
+        return candidates.min { a, b in
+            let ra = reservations[a.id] ?? Reservation(), rb = reservations[b.id] ?? Reservation()
+            if ra.jobs != rb.jobs { return ra.jobs < rb.jobs }
+            let fa = a.capacity.memoryBytes.subtractingReportingOverflow(ra.memoryBytes)
+            let fb = b.capacity.memoryBytes.subtractingReportingOverflow(rb.memoryBytes)
+            let freeA = fa.overflow ? 0 : fa.partialValue, freeB = fb.overflow ? 0 : fb.partialValue
+            if freeA != freeB { return freeA > freeB }
+            return a.id < b.id
+        }?.id
+    }
+
+    /// "16 GiB memory, 2 CPU cores, 1× a100-80gb": a request in words.
+    public static func describe(_ r: Resources) -> String {
+        var parts: [String] = []
+        if r.memoryBytes > 0 { parts.append("\(ByteCount.human(r.memoryBytes)) memory") }
+        if r.cpuCores > 0 { parts.append("\(r.cpuCores.compact) CPU cores") }
+        if r.gpuCount > 0 { parts.append("\(r.gpuCount)× \(r.gpuClass)") }
+        if r.diskBytes > 0 { parts.append("\(ByteCount.human(r.diskBytes)) disk") }
+        return parts.isEmpty ? "no particular resources" : parts.joined(separator: ", ")
+    }
+
+    /// "n1: 32 GiB memory, 8 CPU cores, 1× a100-40gb": a node's capacity in words.
+    public static func describe(_ c: NodeCapacity) -> String {
+        var parts = ["\(ByteCount.human(c.memoryBytes)) memory", "\(c.cpuCores) CPU cores"]
+        var gpuClasses: [String: Int] = [:]
+        for gpu in c.gpus { gpuClasses[gpu.gpuClass, default: 0] += 1 }
+        for (gpuClass, count) in gpuClasses.sorted(by: { $0.key < $1.key }) { parts.append("\(count)× \(gpuClass)") }
+        return parts.joined(separator: ", ")
+    }
+}
