@@ -6,8 +6,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int write_all(int fd, const void *buf, size_t len) {
@@ -135,6 +137,9 @@ static void run_shim(const archon_spawn_request *req, int info_pipe) {
     if (null_fd >= 0) { dup2(null_fd, 0); dup2(null_fd, 1); dup2(null_fd, 2); if (null_fd > 2) close(null_fd); }
     close_fds_from(3, info_pipe, -1);
 
+    // The shim holds the events FIFO open too: lines the trainer wrote stay in the pipe until an agent
+    // has read them, even when the trainer has exited and no agent is running.
+    int events_hold = req->events_fifo ? open(req->events_fifo, O_RDWR | O_CLOEXEC) : -1;
     int error_pipe[2];
     pid_t info[2] = { -1, 0 };  // trainer pid, errno
     if (pipe2(error_pipe, O_CLOEXEC) < 0) {
@@ -165,6 +170,17 @@ static void run_shim(const archon_spawn_request *req, int info_pipe) {
     int status = 0;
     while (waitpid(trainer, &status, 0) < 0) {
         if (errno != EINTR) _exit(1);
+    }
+    // The exit status is written only once every event line has been read: an agent that sees the
+    // status has seen everything the trainer said before it ended.
+    if (events_hold >= 0) {
+        for (;;) {
+            int unread = 0;
+            if (ioctl(events_hold, FIONREAD, &unread) < 0 || unread == 0) break;
+            struct timespec pause = { 0, 50 * 1000 * 1000 };
+            nanosleep(&pause, NULL);
+        }
+        close(events_hold);
     }
     if (info[1] != 0) {
         write_status(req->status_path, "spawn-error", info[1]);

@@ -39,14 +39,17 @@ struct AgentReconcileTests {
         #expect(try await h.events("b", timeout: .milliseconds(500)) { !$0.isEmpty }.isEmpty)
     }
 
-    @Test func anAgentRestartNeitherDuplicatesNorLosesAJob() async throws {
+    /// Away 1.5 s: the job still runs when the agent returns (adopted). Away 6 s: it ended meanwhile, and
+    /// its last lines wait in the FIFO, held open by the shim, until the new agent reads them.
+    @Test(arguments: [1500, 6000])
+    func anAgentRestartNeitherDuplicatesNorLosesAJob(awayMilliseconds: Int) async throws {
         let h = try await AgentHarness()
         try await h.startAgent()
         try await h.assign(faultJob("long", fault: "slow", epochs: 4, hyper: ["epochSeconds": "1"]))
         _ = try await h.events("long") { $0.epochs.count >= 1 }
 
         await h.stopAgent()  // the process keeps running without its agent
-        try await Task.sleep(for: .milliseconds(1500))
+        try await Task.sleep(for: .milliseconds(awayMilliseconds))
         try await h.startAgent()
 
         let events = try await h.events("long") { $0.exit != nil }

@@ -23,6 +23,8 @@ typedef struct archon_spawn_request {
 ///
 /// The shim waits for the trainer and writes its exit status to `status_path` (atomically, via rename),
 /// so the status survives an agent restart; the agent re-adopts a running job by its pids and that file.
+/// The shim also holds the events FIFO open and writes the status only once the FIFO is empty, so the
+/// trainer's last lines are never lost, even when it ends while no agent is running.
 /// After fork only async-signal-safe calls are made.
 ///
 /// Returns the shim's pid and stores the trainer's pid (= its process group) in `*trainer_pid`,
