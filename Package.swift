@@ -14,6 +14,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // System libraries (Debian: libnats-dev, libprotobuf-c-dev).
@@ -41,10 +44,24 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "ArchonController",
+            dependencies: [
+                "ArchonModel", "ArchonCore", "ArchonWire", "ArchonNATS",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "archon",
             dependencies: [
-                "ArchonModel", "ArchonWire", "ArchonNATS", "ArchonCore", "ArchonAgent",
+                "ArchonModel", "ArchonWire", "ArchonNATS", "ArchonCore", "ArchonAgent", "ArchonController",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -56,6 +73,17 @@ let package = Package(
         .target(name: "ArchonTestSupport", dependencies: ["ArchonNATS"], path: "Tests/ArchonTestSupport", swiftSettings: strict),
         .testTarget(name: "ArchonWireTests", dependencies: ["ArchonWire", "ArchonModel"], resources: [.copy("Golden")]),
         .testTarget(name: "ArchonNATSTests", dependencies: ["ArchonNATS", "ArchonTestSupport"]),
+        .testTarget(
+            name: "ArchonControllerTests",
+            dependencies: [
+                "ArchonController", "ArchonAgent", "ArchonCore", "ArchonModel", "ArchonNATS", "ArchonWire", "ArchonTestSupport",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "ArchonAgentTests", dependencies: ["ArchonAgent", "ArchonModel", "ArchonWire", "ArchonNATS", "ArchonTestSupport"]),
         .testTarget(
             name: "ArchonCoreTests",

@@ -24,6 +24,13 @@ public struct LRSchedule: Codable, Sendable, Hashable {
     }
 
     public static let constant = LRSchedule()
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decodeIfPresent(Kind.self, forKey: .kind) ?? .constant
+        decayRate = try c.decodeIfPresent(Double.self, forKey: .decayRate) ?? 0
+        decaySteps = try c.decodeIfPresent(Int.self, forKey: .decaySteps) ?? 0
+    }
 }
 
 /// Gradient clipping by global norm.
@@ -35,6 +42,13 @@ public struct GradientClipping: Codable, Sendable, Hashable {
     public init(enabled: Bool = false, maxNorm: Double = 0) {
         self.enabled = enabled
         self.maxNorm = maxNorm
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        maxNorm = try c.decodeIfPresent(Double.self, forKey: .maxNorm) ?? 0
+        // `gradientClipping: {maxNorm: 1.0}` means clipping on.
+        enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? (maxNorm > 0)
     }
 }
 
@@ -49,6 +63,13 @@ public struct Timeouts: Codable, Sendable, Hashable {
         self.perEpochSeconds = perEpochSeconds
         self.totalSeconds = totalSeconds
         self.heartbeatSeconds = heartbeatSeconds
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        perEpochSeconds = try c.decodeIfPresent(Int.self, forKey: .perEpochSeconds) ?? 0
+        totalSeconds = try c.decodeIfPresent(Int.self, forKey: .totalSeconds) ?? 0
+        heartbeatSeconds = try c.decodeIfPresent(Int.self, forKey: .heartbeatSeconds) ?? 0
     }
 }
 
@@ -65,6 +86,14 @@ public struct CheckpointPolicy: Codable, Sendable, Hashable {
         self.everyEpochs = everyEpochs
         self.everySteps = everySteps
         self.keepLast = keepLast
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = CheckpointPolicy()
+        everyEpochs = try c.decodeIfPresent(Int.self, forKey: .everyEpochs) ?? d.everyEpochs
+        everySteps = try c.decodeIfPresent(Int.self, forKey: .everySteps) ?? d.everySteps
+        keepLast = try c.decodeIfPresent(Int.self, forKey: .keepLast) ?? d.keepLast
     }
 }
 
@@ -83,6 +112,15 @@ public struct Resources: Codable, Sendable, Hashable {
         self.gpuClass = gpuClass
         self.gpuCount = gpuCount
         self.diskBytes = diskBytes
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        memoryBytes = try c.decodeIfPresent(UInt64.self, forKey: .memoryBytes) ?? 0
+        cpuCores = try c.decodeIfPresent(Double.self, forKey: .cpuCores) ?? 0
+        gpuClass = try c.decodeIfPresent(String.self, forKey: .gpuClass) ?? ""
+        gpuCount = try c.decodeIfPresent(Int.self, forKey: .gpuCount) ?? 0
+        diskBytes = try c.decodeIfPresent(UInt64.self, forKey: .diskBytes) ?? 0
     }
 }
 

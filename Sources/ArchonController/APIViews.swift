@@ -1,0 +1,184 @@
+public import ArchonCore
+public import ArchonModel
+
+/// The JSON the API and `archon … --json` show. Field names are stable: scripts depend on them.
+public struct JobView: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var team: String
+    /// queued, running, completed, failed, paused, stopped.
+    public var status: String
+    public var statusDetail: String
+    public var node: String
+    public var attempt: Int
+    public var config: TrainingConfig
+    public var history: [AttemptView]
+    public var lastMetrics: EpochMetrics?
+    public var incident: String
+    public var submittedAt: Int64
+
+    public init(_ job: JobRecord) {
+        id = job.spec.id
+        name = job.spec.name
+        team = job.spec.team
+        status = job.status.rawValue
+        statusDetail = job.statusDetail
+        node = job.current?.nodeID ?? job.nodeID
+        attempt = job.attempt
+        config = job.config
+        history = job.history.map(AttemptView.init)
+        lastMetrics = job.history.reversed().lazy.compactMap(\.lastMetrics).first
+        incident = job.incidentID
+        submittedAt = job.submittedAtMs
+    }
+}
+
+/// One attempt of a job.
+public struct AttemptView: Codable, Sendable, Equatable {
+    public var attempt: Int
+    public var node: String
+    /// How it ended: none while it runs or when it completed.
+    public var failureClass: String
+    /// Why this attempt exists, e.g. "restart with batch size halved".
+    public var action: String
+    public var configChange: String
+    public var outcome: String
+    public var startedAt: Int64
+    public var endedAt: Int64
+    public var resumeFrom: String
+
+    public init(_ a: AttemptRecord) {
+        attempt = a.attempt
+        node = a.nodeID
+        failureClass = a.failureClass.rawValue
+        action = a.action
+        configChange = a.configChange
+        outcome = a.outcome
+        startedAt = a.startedAtMs
+        endedAt = a.endedAtMs
+        resumeFrom = a.resumeFrom
+    }
+}
+
+public struct NodeView: Codable, Sendable, Equatable {
+    public var id: String
+    /// online or offline.
+    public var status: String
+    public var cordoned: Bool
+    public var cordonReason: String
+    public var capacity: NodeCapacity
+    public var usage: NodeUsage
+    public var labels: [String: String]
+    public var enforcement: EnforcementCapabilities
+    public var runningJobs: [String]
+    public var lastSeen: Int64
+
+    public init(_ n: NodeRecord) {
+        id = n.id
+        status = n.health.rawValue
+        cordoned = n.cordoned
+        cordonReason = n.cordonReason
+        capacity = n.capacity
+        usage = n.usage
+        labels = n.status.labels
+        enforcement = n.status.enforcement
+        runningJobs = n.status.runningJobs
+        lastSeen = n.lastSeenMs
+    }
+}
+
+public struct DatasetView: Codable, Sendable, Equatable {
+    public var id: String
+    public var location: String
+    /// ready or unavailable.
+    public var status: String
+    public var allowedTeams: [String]
+    public var retriesPaused: Bool
+    public var pausedByIncident: String
+
+    public init(_ d: DatasetRecord) {
+        id = d.id
+        location = d.location
+        status = d.status.rawValue
+        allowedTeams = d.dataset.allowedTeams
+        retriesPaused = d.retriesPaused
+        pausedByIncident = d.pausedByIncident
+    }
+}
+
+public struct IncidentView: Codable, Sendable, Equatable {
+    public var id: String
+    /// job, bad_node, bad_dataset, system_resource, multi_agent, security, notice.
+    public var cause: String
+    /// L1 … L4.
+    public var level: String
+    public var severity: String
+    /// open, acknowledged, resolved.
+    public var status: String
+    public var subject: String
+    public var jobs: [String]
+    public var nodes: [String]
+    public var dataset: String
+    public var symptoms: [String]
+    public var stepsTaken: [RemediationStep]
+    public var currentStatus: String
+    public var impact: String
+    public var logTail: [String]
+    public var rootCause: String
+    public var timeline: [TimelineEntry]
+    public var parent: String
+    public var openedAt: Int64
+    public var failureTime: Int64
+    public var acknowledgedAt: Int64
+    public var acknowledgedBy: String
+    public var resolvedAt: Int64
+    public var respondBy: Int64
+
+    public init(_ i: Incident) {
+        id = i.id
+        cause = i.cause.rawValue
+        level = i.level.rawValue
+        severity = i.severity.rawValue
+        status = i.status.rawValue
+        subject = i.subject
+        jobs = i.jobs
+        nodes = i.nodes
+        dataset = i.dataset
+        symptoms = i.symptoms
+        stepsTaken = i.stepsTaken
+        currentStatus = i.currentStatus
+        impact = i.impact
+        logTail = i.logTail
+        rootCause = i.rootCause
+        timeline = i.timeline
+        parent = i.parentID
+        openedAt = i.openedAtMs
+        failureTime = i.failureTimeMs
+        acknowledgedAt = i.acknowledgedAtMs
+        acknowledgedBy = i.acknowledgedBy
+        resolvedAt = i.resolvedAtMs
+        respondBy = i.respondByMs
+    }
+}
+
+/// The answer of `POST /v1/training/jobs/validate`.
+public struct ValidationView: Codable, Sendable, Equatable {
+    public var valid: Bool
+    public var problems: [SpecProblem]
+
+    public init(problems: [SpecProblem]) {
+        self.valid = problems.isEmpty
+        self.problems = problems
+    }
+}
+
+/// Every error the API returns.
+public struct APIErrorBody: Codable, Sendable, Equatable {
+    public var error: String
+    public var details: [String]
+
+    public init(error: String, details: [String] = []) {
+        self.error = error
+        self.details = details
+    }
+}

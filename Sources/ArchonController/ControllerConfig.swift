@@ -1,0 +1,111 @@
+public import ArchonCore
+import ArchonNATS
+import Foundation
+
+/// A bearer token of the HTTP API and what it may do.
+public struct APIToken: Codable, Sendable, Hashable {
+    public var name: String
+    public var token: String
+    public var scopes: [Scope]
+
+    public init(name: String, token: String, scopes: [Scope]) {
+        self.name = name
+        self.token = token
+        self.scopes = scopes
+    }
+
+    public func allows(_ scope: Scope) -> Bool { scopes.contains(scope) || scopes.contains(.admin) }
+}
+
+/// What a token may do. `admin` implies every other scope.
+public enum Scope: String, Codable, Sendable, CaseIterable {
+    case trainingRead = "training:read"
+    case trainingStart = "training:start"
+    case datasetRead = "dataset:read"
+    case incidentAck = "incident:ack"
+    case admin
+}
+
+/// The controller's configuration file (JSON). Everything but `tokens` has a default.
+public struct ControllerConfig: Codable, Sendable {
+    /// This replica's name, unique among the controllers (leadership, logs).
+    public var id: String
+    /// NATS server URL(s), comma-separated.
+    public var nats: String
+    /// HTTP API listen address and port (0 = any free port).
+    public var httpHost: String
+    public var httpPort: Int
+    public var tokens: [APIToken]
+    public var sinks: [SinkConfig]
+    /// Datasets registered at start (the API can add more).
+    public var datasets: [Dataset]
+    /// A policy file (JSON or YAML, see docs/policy.md); nil = the runbook's defaults.
+    public var policyFile: String?
+    /// Leadership lease; a standby takes over within about this long after the leader dies.
+    public var leaseSeconds: Double
+    /// JetStream replicas of streams and buckets (3 on a 3-server cluster).
+    public var replicas: Int
+    /// Events fetched per batch from the durable consumer.
+    public var fetchBatch: Int
+
+    public init(
+        id: String = "controller-1", nats: String = "nats://127.0.0.1:4222", httpHost: String = "127.0.0.1", httpPort: Int = 8080,
+        tokens: [APIToken] = [], sinks: [SinkConfig] = [], datasets: [Dataset] = [], policyFile: String? = nil,
+        leaseSeconds: Double = 10, replicas: Int = 1, fetchBatch: Int = 256
+    ) {
+        self.id = id
+        self.nats = nats
+        self.httpHost = httpHost
+        self.httpPort = httpPort
+        self.tokens = tokens
+        self.sinks = sinks
+        self.datasets = datasets
+        self.policyFile = policyFile
+        self.leaseSeconds = leaseSeconds
+        self.replicas = replicas
+        self.fetchBatch = fetchBatch
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = ControllerConfig()
+        id = try c.decodeIfPresent(String.self, forKey: .id) ?? d.id
+        nats = try c.decodeIfPresent(String.self, forKey: .nats) ?? d.nats
+        httpHost = try c.decodeIfPresent(String.self, forKey: .httpHost) ?? d.httpHost
+        httpPort = try c.decodeIfPresent(Int.self, forKey: .httpPort) ?? d.httpPort
+        tokens = try c.decodeIfPresent([APIToken].self, forKey: .tokens) ?? d.tokens
+        sinks = try c.decodeIfPresent([SinkConfig].self, forKey: .sinks) ?? d.sinks
+        datasets = try c.decodeIfPresent([Dataset].self, forKey: .datasets) ?? d.datasets
+        policyFile = try c.decodeIfPresent(String.self, forKey: .policyFile)
+        leaseSeconds = try c.decodeIfPresent(Double.self, forKey: .leaseSeconds) ?? d.leaseSeconds
+        replicas = try c.decodeIfPresent(Int.self, forKey: .replicas) ?? d.replicas
+        fetchBatch = try c.decodeIfPresent(Int.self, forKey: .fetchBatch) ?? d.fetchBatch
+    }
+
+    /// Reads a config file; errors name the file and what is wrong.
+    public static func load(_ path: String) throws -> ControllerConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(description: "cannot read controller config \(path)")
+        }
+        do {
+            return try JSONDecoder().decode(ControllerConfig.self, from: data)
+        } catch {
+            throw ConfigError(description: "\(path): \(error)")
+        }
+    }
+
+    /// The policy to run with: the file's, or the runbook's defaults.
+    public func loadPolicy() throws -> Policy {
+        guard let file = policyFile else { return .runbookDefaults }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ConfigError(description: "cannot read policy file \(file)")
+        }
+        return try Policy.parse(String(decoding: data, as: UTF8.self), fileName: file)
+    }
+
+    var natsOptions: NATSOptions { NATSOptions(url: nats, name: "archon-controller-\(id)") }
+}
+
+public struct ConfigError: Error, CustomStringConvertible {
+    public let description: String
+}

@@ -1,0 +1,194 @@
+import ArchonController
+import ArgumentParser
+import Foundation
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node", abstract: "List nodes; cordon and uncordon them.", subcommands: [List.self, Cordon.self, Uncordon.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Nodes with capacity, usage and status.")
+        @OptionGroup var options: APIOptions
+
+        func run() async throws {
+            let data = try await options.client.call("GET", "/v1/nodes")
+            if options.json { return printJSON(data) }
+            let nodes = try options.client.decode(data, as: [NodeView].self)
+            printTable(["ID", "STATUS", "CORDONED", "CPUS", "MEMORY", "RESERVED", "GPUS", "JOBS", "MEMORY LIMITS"], nodes.map { n in
+                [n.id, n.status, n.cordoned ? "yes" : "no", "\(n.capacity.cpuCores)", formatBytes(n.capacity.memoryBytes),
+                 formatBytes(n.usage.memoryReservedBytes), "\(n.capacity.gpus.count)", "\(n.usage.runningJobs)", n.enforcement.memory.rawValue]
+            })
+        }
+    }
+
+    struct Cordon: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Place no new jobs on a node.")
+        @OptionGroup var options: APIOptions
+        @Argument var id: String
+        @Option(name: .long, help: "Why, for the record.") var reason = ""
+
+        func run() async throws {
+            let data = try await options.client.call("POST", "/v1/nodes/\(id)/cordon", body: try JSONEncoder().encode(["reason": reason]))
+            if options.json { return printJSON(data) }
+            print("\(id) cordoned")
+        }
+    }
+
+    struct Uncordon: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let a node take jobs again.")
+        @OptionGroup var options: APIOptions
+        @Argument var id: String
+
+        func run() async throws {
+            let data = try await options.client.call("POST", "/v1/nodes/\(id)/uncordon")
+            if options.json { return printJSON(data) }
+            print("\(id) uncordoned")
+        }
+    }
+}
+
+struct DatasetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dataset", abstract: "List and register datasets.", subcommands: [List.self, Add.self, Resume.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Registered datasets.")
+        @OptionGroup var options: APIOptions
+
+        func run() async throws {
+            let data = try await options.client.call("GET", "/v1/datasets")
+            if options.json { return printJSON(data) }
+            let datasets = try options.client.decode(data, as: [DatasetView].self)
+            printTable(["ID", "STATUS", "RETRIES", "LOCATION"], datasets.map {
+                [$0.id, $0.status, $0.retriesPaused ? "paused (\($0.pausedByIncident))" : "on", $0.location]
+            })
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register (or update) a dataset.")
+        @OptionGroup var options: APIOptions
+        @Argument var id: String
+        @Option(name: .long, help: "Path or URL.") var location: String
+        @Option(name: .long, help: "ready or unavailable.") var status = "ready"
+
+        func run() async throws {
+            let body = try JSONEncoder().encode(["id": id, "location": location, "status": status])
+            let data = try await options.client.call("POST", "/v1/datasets", body: body)
+            if options.json { return printJSON(data) }
+            print("dataset \(id) registered (\(status))")
+        }
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resume retries of jobs paused on a dataset.")
+        @OptionGroup var options: APIOptions
+        @Argument var id: String
+
+        func run() async throws {
+            let data = try await options.client.call("POST", "/v1/datasets/\(id)/resume")
+            if options.json { return printJSON(data) }
+            print("retries on \(id) resumed")
+        }
+    }
+}
+
+struct IncidentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "incident", abstract: "List, show, acknowledge, resolve incidents and render their reports.",
+        subcommands: [List.self, Show.self, Ack.self, Resolve.self, Report.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Incidents, newest first.")
+        @OptionGroup var options: APIOptions
+
+        func run() async throws {
+            let data = try await options.client.call("GET", "/v1/incidents")
+            if options.json { return printJSON(data) }
+            let incidents = try options.client.decode(data, as: [IncidentView].self)
+            printTable(["ID", "LEVEL", "SEVERITY", "STATUS", "CAUSE", "OPENED", "SUBJECT"], incidents.map {
+                [$0.id, $0.level, $0.severity, $0.status, $0.cause, formatTime($0.openedAt), $0.subject]
+            })
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "An incident with the full escalation template.")
+        @OptionGroup var options: APIOptions
+        @Argument var id: String
+
+        func run() async throws {
+            let data = try await options.client.call("GET", "/v1/incidents/\(id)")
+            if options.json { return printJSON(data) }
+            let i = try options.client.decode(data, as: IncidentView.self)
+            print(i.subject)
+            print("  incident   \(i.id) (\(i.cause)), \(i.status)")
+            print("  level      \(i.level), severity \(i.severity)\(i.respondBy > 0 && i.status == "open" ? ", respond by \(formatTime(i.respondBy))" : "")")
+            print("  agents     \(i.nodes.isEmpty ? "-" : i.nodes.joined(separator: ", "))")
+            print("  jobs       \(i.jobs.isEmpty ? "-" : i.jobs.joined(separator: ", "))")
+            if !i.dataset.isEmpty { print("  dataset    \(i.dataset)") }
+            print("  failure    \(formatTime(i.failureTime))")
+            print("  symptoms   \(i.symptoms.joined(separator: "\n             "))")
+            print("  status     \(i.currentStatus)")
+            print("  impact     \(i.impact)")
+            if !i.stepsTaken.isEmpty {
+                print("  steps taken:")
+                for s in i.stepsTaken { print("    - attempt \(s.attempt): \(s.action)\(s.configChange.isEmpty ? "" : " (\(s.configChange))") → \(s.outcome.isEmpty ? "pending" : s.outcome)") }
+            }
+            if !i.logTail.isEmpty {
+                print("  log tail:")
+                for line in i.logTail.suffix(10) { print("    \(line)") }
+            }
+        }
+    }
+
+    struct Ack: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Acknowledge an incident: it stops climbing.")
+        @OptionGroup var options: APIOptions
+        @Argument var id: String
+
+        func run() async throws {
+            let data = try await options.client.call("POST", "/v1/incidents/\(id)/ack")
+            if options.json { return printJSON(data) }
+            print("\(id) acknowledged")
+        }
+    }
+
+    struct Resolve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resolve an incident.")
+        @OptionGroup var options: APIOptions
+        @Argument var id: String
+        @Option(name: .long, help: "Root cause, for the post-incident record.") var rootCause = ""
+
+        func run() async throws {
+            let data = try await options.client.call("POST", "/v1/incidents/\(id)/resolve", body: try JSONEncoder().encode(["rootCause": rootCause]))
+            if options.json { return printJSON(data) }
+            print("\(id) resolved")
+        }
+    }
+
+    struct Report: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The post-incident record of a resolved incident, as Markdown.")
+        @OptionGroup var options: APIOptions
+        @Argument var id: String
+
+        func run() async throws {
+            let data = try await options.client.call("GET", "/v1/incidents/\(id)/report")
+            if options.json {
+                printJSON(try JSONEncoder().encode(["id": id, "markdown": String(decoding: data, as: UTF8.self)]))
+            } else {
+                print(String(decoding: data, as: UTF8.self))
+            }
+        }
+    }
+}
+
+struct DevCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev", abstract: "Run a whole fleet on this machine: nats-server, a controller and N agents.")
+
+    func run() async throws {
+        print("archon dev: not implemented yet in this build")
+        throw ExitCode(2)
+    }
+}

@@ -1,0 +1,80 @@
+import ArchonController
+import ArchonModel
+import ArchonNATS
+import ArchonWire
+import Foundation
+import Testing
+
+@Suite("Controller against real NATS, real HTTP and real agents", .serialized)
+struct ControllerTests {
+    @Test func aSubmittedJobIsPlacedRunsOnARealAgentAndCompletes() async throws {
+        let fleet = try await FleetHarness()
+        let controller = try await fleet.startController()
+        try await fleet.startAgent("n1")
+        let api = HTTP(base: controller.api, token: adminToken.token)
+        _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+
+        let submitted = try await api.call("POST", "/v1/training/jobs", body: faultSpec("ok", fault: "none", epochs: 3))
+        #expect(submitted.status == 201, "\(submitted.text)")
+        let job = try await waitFor("job ok completed") {
+            let job = try await api.call("GET", "/v1/training/jobs/ok").json(JobView.self)
+            return job.status == "completed" ? job : nil
+        }
+        #expect(job.history.count == 1)
+        #expect(job.history.first?.node == "n1")
+        #expect(job.lastMetrics?.epoch == 3)
+
+        let desired = try await fleet.js.keyValue(KeyValueConfig(bucket: Fleet.desiredBucket))
+        let assignment = try JobAssignment.decode(try #require(await desired.get("n1.ok")).value)
+        #expect(assignment.attempt == 1)
+        #expect(assignment.fencingEpoch > 0)
+        await controller.stop()
+    }
+
+    @Test func anOOMIsFixedByHalvingTheBatchWithoutAnIncident() async throws {
+        let fleet = try await FleetHarness()
+        let controller = try await fleet.startController()
+        try await fleet.startAgent("n1")
+        let api = HTTP(base: controller.api, token: adminToken.token)
+        _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+
+        // Attempt 1 touches 400 MiB under a 192 MiB limit; later attempts behave.
+        let spec = faultSpec("oom", fault: "oom_once", epochs: 2, batch: 32, memory: 192 << 20, hyper: ["allocMB": "400"])
+        #expect(try await api.call("POST", "/v1/training/jobs", body: spec).status == 201)
+        let job = try await waitFor("job oom completed") {
+            let job = try await api.call("GET", "/v1/training/jobs/oom").json(JobView.self)
+            return job.status == "completed" ? job : nil
+        }
+        #expect(job.history.count == 2)
+        #expect(job.history[0].failureClass == "out_of_memory")
+        #expect(job.config.batchSize == 16)
+        #expect(job.config.gradientAccumulationSteps == 2)
+        #expect(job.history[1].configChange.contains("16"), "\(job.history[1].configChange)")
+        #expect(try await api.call("GET", "/v1/incidents").json([IncidentView].self).filter { $0.cause == "job" }.isEmpty)
+        await controller.stop()
+    }
+
+    @Test func malformedAndSpoofedEventsAreRejectedNotRedelivered() async throws {
+        let fleet = try await FleetHarness()
+        let controller = try await fleet.startController()
+        let api = HTTP(base: controller.api, token: adminToken.token)
+        let agent = SyntheticAgent(nodeID: "n1", js: fleet.js)
+        try await agent.publishStatus()
+        _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+
+        _ = try await fleet.js.publish("archon.v1.events.n1.j1", [0xff, 0x00, 0x13], messageID: "garbage-1")
+        // n2 publishes pretending to be n1.
+        let spoof = TrainingEvent(jobID: "", nodeID: "n1", attempt: 0, sequence: 99, timeMs: 1, body: .heartbeat(Heartbeat()))
+        try await agent.send(spoof, subjectNode: "n2")
+
+        let incident = try await waitFor("security incident") {
+            try await api.call("GET", "/v1/incidents").json([IncidentView].self).first { $0.cause == "security" }
+        }
+        #expect(incident.severity == "critical")
+        #expect(incident.level == "L2")
+        // Nothing stays pending in the consumer: both were terminated, not left for redelivery.
+        let consumer = try await fleet.js.pullConsumer(stream: Fleet.eventsStream, durable: Controller.durableName, filterSubject: Fleet.eventsSubjects)
+        #expect(try await consumer.fetch(batch: 10, timeout: .milliseconds(300)).isEmpty)
+        await controller.stop()
+    }
+}

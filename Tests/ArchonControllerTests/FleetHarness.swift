@@ -1,0 +1,155 @@
+import ArchonAgent
+import ArchonController
+import ArchonCore
+import ArchonModel
+import ArchonNATS
+import ArchonTestSupport
+import ArchonWire
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let faultTrainer = "\(repositoryRoot)/examples/trainers/fault_trainer.py"
+/// The `archon` binary built beside the test bundle.
+let archonBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("archon").path
+
+let adminToken = APIToken(name: "admin", token: "admin-secret", scopes: [.admin])
+let readerToken = APIToken(name: "reader", token: "reader-secret", scopes: [.trainingRead, .datasetRead])
+let operatorToken = APIToken(name: "oncall", token: "oncall-secret", scopes: [.trainingRead, .trainingStart, .incidentAck])
+
+/// Prometheus is bootstrapped once per test process, as the executable does once per run.
+let metricsRegistry: PrometheusCollectorRegistry = {
+    let registry = PrometheusCollectorRegistry()
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    return registry
+}()
+
+/// A policy for tests: the runbook's rules with short backoffs.
+func fastPolicyFile() throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString).json").path
+    let json = #"{"remediation": {"backoff": {"initial": "200ms", "max": "1s"}}}"#
+    try json.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+/// One controller running in this process: its service group, its API port.
+final class RunningController: @unchecked Sendable {
+    let controller: Controller
+    let port: Int
+    private let task: Task<Void, Error>
+
+    var api: String { "http://127.0.0.1:\(port)" }
+
+    init(config: ControllerConfig) async throws {
+        var logger = Logger(label: "test.controller.\(config.id)")
+        logger.logLevel = .warning
+        let controller = try Controller(config: config, logger: logger)
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = APIServer.application(controller: controller, registry: metricsRegistry, logger: logger) { continuation.yield($0) }
+        task = Task {
+            let group = ServiceGroup(configuration: .init(services: [controller, app], logger: logger))
+            try await group.run()
+        }
+        var iterator = ports.makeAsyncIterator()
+        self.port = await iterator.next() ?? 0
+        self.controller = controller
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    deinit { task.cancel() }
+}
+
+/// A real fleet in one process: nats-server, controllers, agents.
+final class FleetHarness: @unchecked Sendable {
+    let server: NATSServer
+    let connection: NATSConnection
+    let js: JetStream
+    private(set) var agents: [String: Agent] = [:]
+    private var agentTasks: [Task<Void, Error>] = []
+    let policyFile: String
+
+    init() async throws {
+        server = try NATSServer()
+        var logger = Logger(label: "test.client")
+        logger.logLevel = .warning
+        connection = try await NATSConnection.connect(NATSOptions(servers: [server.url], name: "test-client"), logger: logger)
+        js = try connection.jetStream()
+        try await Fleet.ensureStreams(js)
+        policyFile = try fastPolicyFile()
+    }
+
+    deinit {
+        for task in agentTasks { task.cancel() }
+    }
+
+    func controllerConfig(id: String = "c1", sinks: [SinkConfig] = [], lease: Double = 2) -> ControllerConfig {
+        ControllerConfig(
+            id: id, nats: server.url, httpHost: "127.0.0.1", httpPort: 0, tokens: [adminToken, readerToken, operatorToken],
+            sinks: sinks, datasets: [Dataset(id: "digits", location: "")], policyFile: policyFile, leaseSeconds: lease)
+    }
+
+    func startController(id: String = "c1", sinks: [SinkConfig] = [], lease: Double = 2) async throws -> RunningController {
+        try await RunningController(config: controllerConfig(id: id, sinks: sinks, lease: lease))
+    }
+
+    func startAgent(_ nodeID: String, memory: UInt64 = 8 << 30) async throws {
+        var logger = Logger(label: "test.agent.\(nodeID)")
+        logger.logLevel = .warning
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("archon-fleet-\(nodeID)-\(UUID().uuidString)").path
+        let agent = try Agent(config: AgentConfig(
+            nodeID: nodeID, nats: NATSOptions(servers: [server.url]), workDirectory: work, heartbeatInterval: .milliseconds(500),
+            sampleInterval: .seconds(1), statusInterval: .seconds(2), gracePeriod: .seconds(1), tickInterval: .milliseconds(50),
+            advertisedMemoryBytes: memory), logger: logger)
+        agents[nodeID] = agent
+        agentTasks.append(Task { try await agent.run() })
+    }
+}
+
+/// A tiny HTTP client for the API in tests.
+struct HTTP {
+    let base: String
+    let token: String?
+
+    struct Answer {
+        let status: Int
+        let body: Data
+        var text: String { String(decoding: body, as: UTF8.self) }
+        func json<T: Decodable>(_ type: T.Type) throws -> T {
+            let decoder = JSONDecoder()
+            decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+            return try decoder.decode(type, from: body)
+        }
+    }
+
+    func call(_ method: String, _ path: String, body: String? = nil) async throws -> Answer {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = method
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let body { request.httpBody = Data(body.utf8) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return Answer(status: (response as! HTTPURLResponse).statusCode, body: data)
+    }
+}
+
+func faultSpec(_ id: String, fault: String, epochs: Int = 3, batch: Int = 32, memory: UInt64 = 0, hyper: [String: String] = [:]) -> String {
+    var h = hyper
+    h["fault"] = fault
+    let hyperJSON = h.map { "\"\($0.key)\": \"\($0.value)\"" }.joined(separator: ", ")
+    return """
+    {"id": "\(id)", "name": "\(fault)", "team": "ml", "command": ["python3", "\(faultTrainer)"],
+     "config": {"batchSize": \(batch), "epochs": \(epochs), "learningRate": 0.01, "dataset": "digits",
+                "resources": {"memoryBytes": \(memory), "cpuCores": 0.5},
+                "checkpoint": {"everyEpochs": 1, "keepLast": 3}, "hyperparameters": {\(hyperJSON)}},
+     "labels": {"kind": "fault-\(fault)"}}
+    """
+}
