@@ -56,10 +56,23 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // `archon dev` and the scenarios: a whole fleet in one process, and nats-server as a child.
+        .target(
+            name: "ArchonDev",
+            dependencies: [
+                "ArchonModel", "ArchonCore", "ArchonWire", "ArchonNATS", "ArchonAgent", "ArchonController",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "archon",
             dependencies: [
-                "ArchonModel", "ArchonWire", "ArchonNATS", "ArchonCore", "ArchonAgent", "ArchonController",
+                "ArchonModel", "ArchonWire", "ArchonNATS", "ArchonCore", "ArchonAgent", "ArchonController", "ArchonDev",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -70,7 +83,7 @@ let package = Package(
         ),
 
         // Test support: a real nats-server on a free loopback port.
-        .target(name: "ArchonTestSupport", dependencies: ["ArchonNATS"], path: "Tests/ArchonTestSupport", swiftSettings: strict),
+        .target(name: "ArchonTestSupport", dependencies: ["ArchonNATS", "ArchonDev"], path: "Tests/ArchonTestSupport", swiftSettings: strict),
         .testTarget(name: "ArchonWireTests", dependencies: ["ArchonWire", "ArchonModel"], resources: [.copy("Golden")]),
         .testTarget(name: "ArchonNATSTests", dependencies: ["ArchonNATS", "ArchonTestSupport"]),
         .testTarget(

@@ -187,7 +187,7 @@ public actor Agent: Service {
         do {
             let job = try JobProcess.start(
                 assignment, workDirectory: config.workDirectory, nodeID: config.nodeID, enforcer: enforcer, outbox: outbox,
-                defaultHangSeconds: config.defaultHangSeconds, logger: logger, nowMs: nowMs)
+                defaultHangSeconds: config.defaultHangSeconds, memoryCeiling: config.memoryCeilingBytes, logger: logger, nowMs: nowMs)
             jobs[assignment.spec.id] = job
             publishNodeStatus()
         } catch {
@@ -199,7 +199,8 @@ public actor Agent: Service {
             JobProcess.emit(.exited(exited), jobID: assignment.spec.id, attempt: assignment.attempt, nodeID: config.nodeID,
                             paths: paths, outbox: outbox, logger: logger, nowMs: nowMs)
             paths.save(JobRecord(assignment: assignment, shimPID: 0, shimStartTime: 0, trainerPID: 0, startedAtMs: nowMs, cgroup: nil,
-                                 oomKillsAtStart: 0, memoryEnforcement: enforcer.capabilities.memory, finished: true, exit: exited))
+                                 oomKillsAtStart: 0, memoryEnforcement: enforcer.capabilities.memory, memoryLimitBytes: nil,
+                                 finished: true, exit: exited))
         }
     }
 

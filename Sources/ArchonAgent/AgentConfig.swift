@@ -25,6 +25,9 @@ public struct AgentConfig: Sendable {
     public var tickInterval: Duration
     /// Reported in NodeStatus; the memory a node advertises may be overridden (e.g. a node that shares its host).
     public var advertisedMemoryBytes: UInt64?
+    /// The memory every job here really gets at most, whatever it asks for: a node sharing its host, or —
+    /// in `archon dev --broken-node` — a node with far less memory than it advertises.
+    public var memoryCeilingBytes: UInt64?
 
     public init(
         nodeID: String,
@@ -39,7 +42,8 @@ public struct AgentConfig: Sendable {
         defaultHangSeconds: Int = 300,
         stopJobsOnExit: Bool = false,
         tickInterval: Duration = .milliseconds(200),
-        advertisedMemoryBytes: UInt64? = nil
+        advertisedMemoryBytes: UInt64? = nil,
+        memoryCeilingBytes: UInt64? = nil
     ) {
         self.nodeID = nodeID
         self.nats = nats
@@ -54,6 +58,7 @@ public struct AgentConfig: Sendable {
         self.stopJobsOnExit = stopJobsOnExit
         self.tickInterval = tickInterval
         self.advertisedMemoryBytes = advertisedMemoryBytes
+        self.memoryCeilingBytes = memoryCeilingBytes
     }
 }
 

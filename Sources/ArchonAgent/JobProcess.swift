@@ -14,6 +14,8 @@ struct JobRecord: Codable, Sendable {
     var cgroup: MemoryEnforcer.JobCgroup?
     var oomKillsAtStart: Int
     var memoryEnforcement: Enforcement
+    /// The memory limit in force (the job's request, capped by the node's ceiling); nil or 0 = none.
+    var memoryLimitBytes: UInt64?
     /// The exit has been published: nothing runs for this attempt any more.
     var finished: Bool
     var exit: JobExited?
@@ -109,7 +111,7 @@ final class JobProcess: @unchecked Sendable {
     /// Starts an attempt: prepares its folder, config file, FIFO and cgroup, then spawns it under a shim.
     static func start(
         _ assignment: JobAssignment, workDirectory: String, nodeID: String, enforcer: MemoryEnforcer, outbox: EventOutbox,
-        defaultHangSeconds: Int, logger: Logger, nowMs: Int64
+        defaultHangSeconds: Int, memoryCeiling: UInt64? = nil, logger: Logger, nowMs: Int64
     ) throws -> JobProcess {
         let spec = assignment.spec
         let paths = JobPaths(workDirectory: workDirectory, jobID: spec.id)
@@ -153,9 +155,13 @@ final class JobProcess: @unchecked Sendable {
         env["ARCHON_EVENTS_FD"] = "3"
         env["PYTHONUNBUFFERED"] = env["PYTHONUNBUFFERED"] ?? "1"
 
-        let cgroup = enforcer.prepare(jobID: spec.id, attempt: assignment.attempt, resources: spec.config.resources)
+        var resources = spec.config.resources
+        if let ceiling = memoryCeiling, resources.memoryBytes == 0 || resources.memoryBytes > ceiling {
+            resources.memoryBytes = ceiling
+        }
+        let cgroup = enforcer.prepare(jobID: spec.id, attempt: assignment.attempt, resources: resources)
         let memory = enforcer.capabilities.memory
-        let rlimit: UInt64 = (memory == .rlimit && spec.config.resources.memoryBytes > 0) ? spec.config.resources.memoryBytes : 0
+        let rlimit: UInt64 = (memory == .rlimit && resources.memoryBytes > 0) ? resources.memoryBytes : 0
         let oomBefore = cgroup.map(MemoryEnforcer.oomKills) ?? 0
 
         var trainerPID: pid_t = 0
@@ -186,13 +192,14 @@ final class JobProcess: @unchecked Sendable {
         if let cgroup { enforcer.join(cgroup, pid: trainerPID) }
         let record = JobRecord(
             assignment: assignment, shimPID: result, shimStartTime: NodeProbe.startTime(pid: result) ?? 0, trainerPID: trainerPID,
-            startedAtMs: nowMs, cgroup: cgroup, oomKillsAtStart: oomBefore, memoryEnforcement: memory, finished: false, exit: nil)
+            startedAtMs: nowMs, cgroup: cgroup, oomKillsAtStart: oomBefore, memoryEnforcement: memory, memoryLimitBytes: resources.memoryBytes,
+            finished: false, exit: nil)
         paths.save(record)
         let job = JobProcess(record: record, paths: paths, nodeID: nodeID, outbox: outbox, checkpoints: checkpoints,
                              logger: logger, defaultHangSeconds: defaultHangSeconds, isChild: true, nowMs: nowMs)
         job.logger.info("agent.job.started", metadata: ["job.pid": "\(trainerPID)", "job.resume_from": "\(resume)"])
         job.emit(.accepted(JobAccepted(fencingEpoch: assignment.fencingEpoch, resumeFrom: resume)), nowMs: nowMs)
-        job.emit(.started(JobStarted(pid: trainerPID, resumeFrom: resume, memoryLimitBytes: spec.config.resources.memoryBytes,
+        job.emit(.started(JobStarted(pid: trainerPID, resumeFrom: resume, memoryLimitBytes: resources.memoryBytes,
                                      memoryEnforcement: memory)), nowMs: nowMs)
         job.startReader()
         return job
@@ -348,8 +355,8 @@ final class JobProcess: @unchecked Sendable {
             return .hang
         }
         if record.memoryEnforcement == .watchdog || record.memoryEnforcement == .rlimit,
-           config.resources.memoryBytes > 0,
-           NodeProbe.rss(processGroup: record.trainerPID) > config.resources.memoryBytes {
+           let limit = record.memoryLimitBytes, limit > 0,
+           NodeProbe.rss(processGroup: record.trainerPID) > limit {
             return .memoryWatchdog
         }
         return nil
@@ -426,7 +433,7 @@ final class JobProcess: @unchecked Sendable {
             state.lastSampleMs = nowMs
             state.lastCPUSeconds = cpu
         }
-        emit(.resources(ResourceSample(memoryUsedBytes: memory, memoryLimitBytes: config.resources.memoryBytes, cpuCores: cores,
+        emit(.resources(ResourceSample(memoryUsedBytes: memory, memoryLimitBytes: record.memoryLimitBytes ?? 0, cpuCores: cores,
                                        diskUsedBytes: disk.used, diskTotalBytes: disk.total)), nowMs: nowMs)
     }
 

@@ -19,6 +19,15 @@ public struct Dataset: Codable, Sendable, Hashable {
         self.status = status
         self.allowedTeams = allowedTeams
     }
+
+    /// People register datasets by hand: only `id` is required.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        location = try c.decodeIfPresent(String.self, forKey: .location) ?? ""
+        status = try c.decodeIfPresent(DatasetStatus.self, forKey: .status) ?? .ready
+        allowedTeams = try c.decodeIfPresent([String].self, forKey: .allowedTeams) ?? []
+    }
 }
 
 /// A registered dataset and whether retries of its jobs are paused.

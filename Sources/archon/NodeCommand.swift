@@ -182,13 +182,3 @@ struct IncidentCommand: AsyncParsableCommand {
         }
     }
 }
-
-struct DevCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "dev", abstract: "Run a whole fleet on this machine: nats-server, a controller and N agents.")
-
-    func run() async throws {
-        print("archon dev: not implemented yet in this build")
-        throw ExitCode(2)
-    }
-}

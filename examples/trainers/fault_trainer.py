@@ -18,6 +18,7 @@ permission         opens ARCHON_DATASET_PATH if set (an unreadable one fails the
                    PermissionError, exit 1
 corrupt            "reads" a dataset of garbage bytes as gzip: DataCorruption, exit 4
 hang               reports one epoch, then sleeps forever saying nothing more
+hang_once          as hang on attempt 1 only; later attempts run normally (and resume)
 slow               each epoch takes ``epochSeconds`` (default 2) seconds, with a
                    heartbeat every ``heartbeatEvery`` seconds (default 1; 0 = none)
 crash              after ``crashAfterEpochs`` epochs (default 1, checkpointed) dies:
@@ -61,7 +62,7 @@ except ImportError:  # run from the repository: the helper lives in clients/pyth
 
 from archon_trainer import DataCorruption
 
-FAULTS = ("none", "missing_dataset", "permission", "corrupt", "hang", "slow", "crash", "crash_once",
+FAULTS = ("none", "missing_dataset", "permission", "corrupt", "hang", "hang_once", "slow", "crash", "crash_once",
           "nan", "memory", "oom_once")
 
 
@@ -151,7 +152,7 @@ def train(run=None):
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
     attempt = run.attempt
-    if fault in ("crash_once", "oom_once") and attempt > 1:
+    if fault in ("crash_once", "oom_once", "hang_once") and attempt > 1:
         log(f"fault {fault}: attempt {attempt}, behaving")
         fault = "none"
     epochs = int(cfg["epochs"])
@@ -213,7 +214,7 @@ def train(run=None):
         if run.should_checkpoint(epoch, final_epoch=epochs):
             path = run.save_checkpoint(epoch, step, lambda tmp: write_state(tmp, epoch, step, loss), suffix=".json")
             log(f"checkpoint {path}")
-        if fault == "hang":
+        if fault in ("hang", "hang_once"):
             log("hanging")
             while True:
                 time.sleep(3600)

@@ -1,27 +1,32 @@
 public import Foundation
 
-/// A real `nats-server` with JetStream on a free loopback port and a temporary store, for tests.
+/// A real `nats-server` with JetStream on a loopback port, for `archon dev` and for tests.
 ///
 /// `stop()` and `start()` again keep the port and the store: that is a server restart.
 public final class NATSServer: @unchecked Sendable {
     public let port: Int
     public let storeDirectory: URL
+    private let removeStoreOnExit: Bool
     private var process: Process?
     private let lock = NSLock()
 
     public var url: String { "nats://127.0.0.1:\(port)" }
 
-    /// Starts a server; throws when `nats-server` is missing or does not come up.
-    public init() throws {
-        port = try freeLoopbackPort()
-        storeDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("archon-nats-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: storeDirectory, withIntermediateDirectories: true)
+    /// Starts a server on `port` (0 = a free one) with its JetStream store in `storeDirectory`
+    /// (nil = a temporary folder, removed when this object goes); throws when `nats-server` is missing
+    /// (saying how to install it) or does not come up.
+    public init(port: Int = 0, storeDirectory: URL? = nil) throws {
+        self.port = port == 0 ? try freeLoopbackPort() : port
+        removeStoreOnExit = storeDirectory == nil
+        self.storeDirectory = storeDirectory
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("archon-nats-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.storeDirectory, withIntermediateDirectories: true)
         try start()
     }
 
     deinit {
         stop()
-        try? FileManager.default.removeItem(at: storeDirectory)
+        if removeStoreOnExit { try? FileManager.default.removeItem(at: storeDirectory) }
     }
 
     public func start() throws {
@@ -46,7 +51,7 @@ public final class NATSServer: @unchecked Sendable {
             usleep(20_000)
         }
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        throw TestSupportError("nats-server did not start on port \(port): \(text.suffix(2000))")
+        throw DevError("nats-server did not start on port \(port): \(text.suffix(2000))")
     }
 
     /// Stops the server (SIGTERM, then waits). Idempotent.
@@ -62,7 +67,7 @@ public final class NATSServer: @unchecked Sendable {
     }
 }
 
-public struct TestSupportError: Error, CustomStringConvertible {
+public struct DevError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
@@ -74,13 +79,13 @@ public func executable(_ name: String) throws -> URL {
         let candidate = URL(fileURLWithPath: String(dir)).appendingPathComponent(name)
         if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
     }
-    throw TestSupportError("\(name) not found in PATH; install it with `make deps` (Debian package nats-server)")
+    throw DevError("\(name) not found in PATH: install it with `make deps`, or `apt-get install nats-server` on Debian/Ubuntu (https://docs.nats.io/running-a-nats-service/introduction/installation elsewhere)")
 }
 
 /// A TCP port that is free on 127.0.0.1 right now.
 public func freeLoopbackPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestSupportError("socket() failed") }
+    guard fd >= 0 else { throw DevError("socket() failed") }
     defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
@@ -89,7 +94,7 @@ public func freeLoopbackPort() throws -> Int {
     let bound = withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard bound == 0 else { throw TestSupportError("bind() failed") }
+    guard bound == 0 else { throw DevError("bind() failed") }
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
@@ -108,16 +113,4 @@ func canConnect(port: Int) -> Bool {
     return withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
-}
-
-/// Polls `condition` until it holds or `timeout` passes — for waiting on real servers and processes,
-/// never as a stand-in for a measurement.
-public func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let clock = ContinuousClock()
-    let deadline = clock.now + timeout
-    while clock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
 }
