@@ -97,6 +97,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
+        .testTarget(name: "ArchonDevTests", dependencies: ["ArchonDev"]),
         .testTarget(name: "ArchonAgentTests", dependencies: ["ArchonAgent", "ArchonModel", "ArchonWire", "ArchonNATS", "ArchonTestSupport"]),
         .testTarget(
             name: "ArchonCoreTests",
