@@ -503,11 +503,13 @@ def test_job_specs_are_well_formed():
         assert all(isinstance(v, str) for v in spec["config"].get("hyperparameters", {}).values()), name
 
 
-def run_job(tmp_path, name, **kw):
+def run_job(tmp_path, name, dataset=None, **kw):
+    """Runs a job spec's trainer as the agent would; `dataset` is the ARCHON_DATASET_PATH the controller would
+    set from the dataset registry (or the spec's own env)."""
     spec = _job(name)
     script = os.path.join(REPO, spec["command"][1])
     extra = dict(spec.get("env") or {})
-    dataset = extra.pop("ARCHON_DATASET_PATH", None)
+    dataset = extra.pop("ARCHON_DATASET_PATH", dataset)
     return run(script, str(tmp_path), spec["config"], dataset=dataset, extra=extra, **kw)
 
 
@@ -516,7 +518,8 @@ def test_job_ok_diverge_missing_permission_crash(tmp_path):
     assert ok.rc == 0 and ok.epochs[-1]["validation"]["accuracy"] > 0.9, ok.err
     div = run_job(tmp_path / "div", "diverge.yaml")
     assert div.rc == 3 and div.errors == ["diverging_loss"]
-    missing = run_job(tmp_path / "missing", "missing-dataset.yaml")
+    # The registry lists digits-v2 at a path whose files are gone.
+    missing = run_job(tmp_path / "missing", "missing-dataset.yaml", dataset=str(tmp_path / "datasets" / "digits-v2"))
     assert missing.rc == 1 and missing.errors == ["dataset_not_found"]
     perm = run_job(tmp_path / "perm", "permission.yaml")
     assert perm.rc == 1 and perm.errors == ["permission_denied"]
