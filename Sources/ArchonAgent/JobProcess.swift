@@ -129,7 +129,7 @@ final class JobProcess: @unchecked Sendable {
 
         let checkpoints = CheckpointKeeper(jobDirectory: paths.job)
         var resume = assignment.resumeFrom
-        if resume.isEmpty {
+        if resume.isEmpty, !assignment.freshStart {
             let (latest, skipped) = checkpoints.latestValid()
             for bad in skipped {
                 logger.warning("agent.checkpoint.corrupt", metadata: [

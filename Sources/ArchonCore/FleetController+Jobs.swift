@@ -92,6 +92,8 @@ extension FleetController {
                 reason: Reason(symptom: "job moved", evidence: "attempt \(attempt) runs on \(node)", rule: "one node runs a job")))
         }
         let resume = CheckpointPlanner.resumePoint(job.checkpoints, beforeEpoch: plan.resumeBeforeEpoch)?.path ?? ""
+        // Checkpoints exist but none predates the failure: the agent must not fall back to its newest one.
+        let freshStart = resume.isEmpty && plan.resumeBeforeEpoch != nil
         job.history.append(AttemptRecord(
             attempt: attempt, nodeID: node, action: plan.action, configChange: plan.configChange,
             resumeFrom: resume, assignedAtMs: now))
@@ -106,7 +108,7 @@ extension FleetController {
         spec.config = plan.config
         let assignment = JobAssignment(
             spec: spec, attempt: attempt, fencingEpoch: state.fencingEpoch, desiredState: .running, nodeID: node,
-            resumeFrom: resume, assignedAtMs: now, reason: plan.reason.description)
+            resumeFrom: resume, assignedAtMs: now, reason: plan.reason.description, freshStart: freshStart)
         out.append(.assign(assignment, reason: plan.reason))
     }
 

@@ -19,14 +19,30 @@ public struct LossMonitor: Codable, Sendable, Hashable {
     public private(set) var best: Double?
     public private(set) var bestEpoch = 0
     public private(set) var epochsWithoutImprovement = 0
+    /// The first epoch this attempt reported.
+    public private(set) var firstEpoch: Int?
 
     public init() {}
+
+    /// The first epoch whose checkpoint cannot be trusted when the loss turns non-finite at `epoch`: the loss climbed
+    /// to infinity along the strictly rising run that ends here, so the weights after the run's lowest point are
+    /// suspect. If the loss rose from this attempt's very first epoch, no epoch of it is healthy.
+    func riseStart(before epoch: Int) -> Int {
+        var start = losses.count
+        while start > 0, start == losses.count || losses[start - 1] < losses[start] {
+            start -= 1
+        }
+        guard start < epochs.count else { return epoch }  // nothing tracked: only this epoch is known bad
+        let lowest = epochs[start]
+        return lowest == firstEpoch ? lowest : lowest + 1
+    }
 
     /// Feeds one epoch; returns what it shows, divergence first.
     public mutating func observe(_ m: EpochMetrics, policy: DetectionPolicy) -> [LossSignal] {
         let d = policy.divergence
+        if firstEpoch == nil { firstEpoch = m.epoch }
         if !m.loss.isFinite {
-            return [.diverging(evidence: "epoch \(m.epoch) training loss is \(m.loss)", badEpoch: m.epoch)]
+            return [.diverging(evidence: "epoch \(m.epoch) training loss is \(m.loss)", badEpoch: riseStart(before: m.epoch))]
         }
         if let validation = m.validation, !validation.loss.isFinite {
             return [.diverging(evidence: "epoch \(m.epoch) validation loss is \(validation.loss)", badEpoch: m.epoch)]

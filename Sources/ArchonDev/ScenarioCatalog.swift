@@ -45,6 +45,8 @@ public enum ScenarioCatalog {
                     e.expect(j?.history.first?.failureClass == "diverging_loss", "attempt 1 should diverge, was \(j?.history.first?.failureClass ?? "-")")
                     e.expect(j.map { abs($0.config.learningRate - 0.5) < 1e-9 } ?? false, "the learning rate should be cut to 0.5, is \(j?.config.learningRate ?? 0)")
                     e.expect(j?.history.count == 2, "one cut should be enough, took \(j?.history.count ?? 0) attempts")
+                    e.expect(j?.lastMetrics.map { $0.loss.isFinite && $0.loss < 1.0 } ?? false,
+                             "after the cut the loss should come down (below 1.0), is \(j?.lastMetrics?.loss ?? .nan)")
                     return e.problems
                 }),
             Scenario(

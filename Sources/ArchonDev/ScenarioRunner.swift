@@ -11,8 +11,10 @@ public struct ScenarioResult: Sendable {
     public let failures: Int
     /// Jobs that completed after at least one failure: fixed without a person.
     public let automaticFixes: Int
-    /// Incidents that paged someone.
+    /// Incidents that paged someone (cause and level), notices excluded.
     public let escalations: [String]
+    /// Informational notices (poor performance, resource pressure): paged once at their level, never climbing.
+    public let notices: Int
     /// First failure → first reaction (a new attempt or an incident), as seen through the API.
     public let timeToDetectMs: Int64?
     /// First failure → every job completed; nil when not every job completed.
@@ -121,18 +123,23 @@ public final class ScenarioRunner: @unchecked Sendable {
         let fixes = observation.jobs.values.filter { $0.status == "completed" && $0.history.contains { $0.failureClass != "none" } }.count
         return ScenarioResult(
             number: scenario.number, title: scenario.title, problems: problems, failures: failures, automaticFixes: fixes,
-            escalations: observation.pages.map { "\($0.cause) \($0.level)" },
+            escalations: observation.pages.filter { $0.cause != "notice" }.map { "\($0.cause) \($0.level)" },
+            notices: observation.pages.filter { $0.cause == "notice" }.count,
             timeToDetectMs: firstFailureMs.flatMap { f in firstReactionMs.map { max(0, $0 - f) } },
             timeToRecoverMs: firstFailureMs.flatMap { f in recoveredMs.map { max(0, $0 - f) } })
     }
 
     /// The closing table.
     public static func summary(_ results: [ScenarioResult]) -> String {
-        func seconds(_ ms: Int64?) -> String { ms.map { String(format: "%.1f s", Double($0) / 1000) } ?? "-" }
-        let header = ["SCENARIO", "FAILURES", "AUTO-FIXED", "ESCALATIONS", "DETECT", "RECOVER", "RESULT"]
+        // Observed by polling the API every 250 ms: a reaction seen in the same poll as the failure is "< 0.3 s".
+        func seconds(_ ms: Int64?) -> String {
+            guard let ms else { return "-" }
+            return ms < 300 ? "< 0.3 s" : String(format: "%.1f s", Double(ms) / 1000)
+        }
+        let header = ["SCENARIO", "FAILURES", "AUTO-FIXED", "ESCALATIONS", "NOTICES", "DETECT", "RECOVER", "RESULT"]
         let rows = results.map { r in
             ["\(r.number). \(r.title)", "\(r.failures)", "\(r.automaticFixes)", r.escalations.isEmpty ? "none" : r.escalations.joined(separator: ", "),
-             seconds(r.timeToDetectMs), seconds(r.timeToRecoverMs), r.passed ? "✔ as expected" : "✘ \(r.problems.count) problem(s)"]
+             "\(r.notices)", seconds(r.timeToDetectMs), seconds(r.timeToRecoverMs), r.passed ? "✔ as expected" : "✘ \(r.problems.count) problem(s)"]
         }
         let widths = header.indices.map { i in ([header[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0 }
         let line = { (cells: [String]) in cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ") }

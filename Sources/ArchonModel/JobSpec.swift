@@ -64,6 +64,8 @@ public struct JobAssignment: Codable, Sendable, Hashable {
     public var assignedAtMs: Int64
     /// Why this attempt exists, e.g. "oom: batchSize 64 -> 32".
     public var reason: String
+    /// Start without any checkpoint, even if the agent has valid ones (they are all suspect).
+    public var freshStart: Bool
 
     public init(
         spec: JobSpec,
@@ -73,7 +75,8 @@ public struct JobAssignment: Codable, Sendable, Hashable {
         nodeID: String,
         resumeFrom: String = "",
         assignedAtMs: Int64 = 0,
-        reason: String = ""
+        reason: String = "",
+        freshStart: Bool = false
     ) {
         self.spec = spec
         self.attempt = attempt
@@ -83,5 +86,6 @@ public struct JobAssignment: Codable, Sendable, Hashable {
         self.resumeFrom = resumeFrom
         self.assignedAtMs = assignedAtMs
         self.reason = reason
+        self.freshStart = freshStart
     }
 }

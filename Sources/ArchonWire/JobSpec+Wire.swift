@@ -31,6 +31,7 @@ extension JobAssignment: WireMessage, CPackable {
         c.resume_from = arena.string(resumeFrom)
         c.assigned_at_ms = assignedAtMs
         c.reason = arena.string(reason)
+        c.fresh_start = freshStart ? 1 : 0
     }
 
     init(c: CMessage) throws(WireError) {
@@ -49,7 +50,8 @@ extension JobAssignment: WireMessage, CPackable {
             nodeID: nodeID,
             resumeFrom: try CRead.string(c.resume_from, "JobAssignment.resume_from"),
             assignedAtMs: c.assigned_at_ms,
-            reason: try CRead.string(c.reason, "JobAssignment.reason")
+            reason: try CRead.string(c.reason, "JobAssignment.reason"),
+            freshStart: c.fresh_start != 0
         )
     }
 }

@@ -6,6 +6,27 @@ import Testing
 @Suite struct DivergingLossTests {
     let sha = String(repeating: "ab", count: 32)
 
+    /// With a learning rate far too high the loss explodes from the first epoch on: every checkpoint of the attempt
+    /// holds exploded weights, so the restart with the lower rate starts fresh instead of resuming one.
+    @Test func aLossThatRoseFromTheFirstEpochRestartsFromScratch() throws {
+        var fleet = Fleet()
+        _ = fleet.submit(spec("job-1", lr: 5))
+        _ = fleet.start("job-1")
+        for (epoch, loss) in [(1, 1.9e15), (2, 3.0e24)] {
+            fleet.advance(minute)
+            _ = fleet.epoch("job-1", epoch, loss: loss)
+            _ = fleet.send("job-1", .checkpoint(CheckpointWritten(path: "/ckpt/job-1/e\(epoch)", epoch: epoch, sha256: sha)))
+        }
+        fleet.advance(minute)
+        _ = fleet.epoch("job-1", 3, loss: .infinity)
+        fleet.advance(10 * second)
+        let actions = fleet.fire(.restartDue(jobID: "job-1"))
+        let assignment = try #require(assignments(actions).first)
+        #expect(assignment.resumeFrom == "", "no checkpoint of a run that diverged from its start is resumed")
+        #expect(assignment.freshStart, "and the agent is told not to pick its newest one either")
+        #expect(assignment.spec.config.learningRate == 0.5)
+    }
+
     @Test func fixedAfterOneLearningRateCutWithoutEscalation() throws {
         var fleet = Fleet()
         _ = fleet.submit(spec("job-1", lr: 0.01))

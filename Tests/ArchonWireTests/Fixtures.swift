@@ -40,7 +40,8 @@ enum Fixtures {
         nodeID: "gpu-node-3",
         resumeFrom: "/var/lib/archon/ckpt/resnet-7/epoch-0004.pt",
         assignedAtMs: 1_732_870_400_000,
-        reason: "oom: batchSize 32 -> 16, gradientAccumulationSteps 2 -> 4"
+        reason: "oom: batchSize 32 -> 16, gradientAccumulationSteps 2 -> 4",
+        freshStart: true
     )
 
     static let nodeStatus = NodeStatus(

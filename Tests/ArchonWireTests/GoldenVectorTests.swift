@@ -167,7 +167,8 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             nodeID: "gpu-node-3",
             resumeFrom: checkpointPath,
             assignedAtMs: 1_732_870_400_000,
-            reason: "oom: batchSize 32 -> 16, gradientAccumulationSteps 2 -> 4"
+            reason: "oom: batchSize 32 -> 16, gradientAccumulationSteps 2 -> 4",
+            freshStart: true
         )),
         // No config on the wire: the model's defaults, as in the JSON form.
         expect("job-spec-minimal", JobSpec(id: "mnist-1", command: ["python3", "mnist.py"], config: TrainingConfig())),

@@ -1271,7 +1271,7 @@ const ProtobufCEnumDescriptor archon__v1__job_assignment__desired_state__descrip
   archon__v1__job_assignment__desired_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor archon__v1__job_assignment__field_descriptors[8] =
+static const ProtobufCFieldDescriptor archon__v1__job_assignment__field_descriptors[9] =
 {
   {
     "spec",
@@ -1369,12 +1369,25 @@ static const ProtobufCFieldDescriptor archon__v1__job_assignment__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "fresh_start",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__JobAssignment, fresh_start),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned archon__v1__job_assignment__field_indices_by_name[] = {
   6,   /* field[6] = assigned_at_ms */
   1,   /* field[1] = attempt */
   3,   /* field[3] = desired_state */
   2,   /* field[2] = fencing_epoch */
+  8,   /* field[8] = fresh_start */
   4,   /* field[4] = node_id */
   7,   /* field[7] = reason */
   5,   /* field[5] = resume_from */
@@ -1383,7 +1396,7 @@ static const unsigned archon__v1__job_assignment__field_indices_by_name[] = {
 static const ProtobufCIntRange archon__v1__job_assignment__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor archon__v1__job_assignment__descriptor =
 {
@@ -1393,7 +1406,7 @@ const ProtobufCMessageDescriptor archon__v1__job_assignment__descriptor =
   "Archon__V1__JobAssignment",
   "archon.v1",
   sizeof(Archon__V1__JobAssignment),
-  8,
+  9,
   archon__v1__job_assignment__field_descriptors,
   archon__v1__job_assignment__field_indices_by_name,
   1,  archon__v1__job_assignment__number_ranges,

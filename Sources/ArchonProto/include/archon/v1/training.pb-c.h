@@ -354,10 +354,15 @@ struct  Archon__V1__JobAssignment
    * Why this attempt exists, for logs (e.g. "oom: batch 64 -> 32, accumulation 1 -> 2").
    */
   char *reason;
+  /*
+   * Start without any checkpoint, even if the agent has valid ones (every checkpoint of the job is
+   * suspect, e.g. written while the loss was already diverging). Overrides resume_from.
+   */
+  protobuf_c_boolean fresh_start;
 };
 #define ARCHON__V1__JOB_ASSIGNMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&archon__v1__job_assignment__descriptor) \
-    , NULL, 0, 0, ARCHON__V1__JOB_ASSIGNMENT__DESIRED_STATE__DESIRED_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+    , NULL, 0, 0, ARCHON__V1__JOB_ASSIGNMENT__DESIRED_STATE__DESIRED_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 /* Archon__V1__LRSchedule methods */
