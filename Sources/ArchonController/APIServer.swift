@@ -44,7 +44,7 @@ public enum APIServer {
         ("POST", "/v1/training/jobs"), ("POST", "/v1/training/jobs/validate"), ("GET", "/v1/training/jobs"),
         ("GET", "/v1/training/jobs/{id}"), ("GET", "/v1/training/jobs/{id}/logs"), ("POST", "/v1/training/jobs/{id}/stop"),
         ("GET", "/v1/nodes"), ("POST", "/v1/nodes/{id}/cordon"), ("POST", "/v1/nodes/{id}/uncordon"),
-        ("GET", "/v1/datasets"), ("GET", "/v1/datasets/{id}"), ("POST", "/v1/datasets"),
+        ("GET", "/v1/datasets"), ("GET", "/v1/datasets/{id}"), ("POST", "/v1/datasets"), ("POST", "/v1/datasets/{id}/resume"),
         ("GET", "/v1/incidents"), ("GET", "/v1/incidents/{id}"), ("POST", "/v1/incidents/{id}/ack"),
         ("POST", "/v1/incidents/{id}/resolve"), ("GET", "/v1/incidents/{id}/report"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
@@ -60,7 +60,8 @@ public enum APIServer {
         router.get("readyz") { _, _ in
             let leader = await controller.isLeader
             let connected = await controller.natsConnected
-            let body = ["role": leader ? "leader" : "standby", "nats": connected ? "connected" : "disconnected"]
+            let body = ReadinessView(role: leader ? "leader" : "standby", nats: connected ? "connected" : "disconnected",
+                                     roleSince: await controller.roleSinceMs)
             return json(body, status: connected ? .ok : .serviceUnavailable)
         }
         router.get("metrics") { _, _ in
@@ -163,7 +164,7 @@ public enum APIServer {
             do {
                 dataset = try JSONDecoder().decode(Dataset.self, from: Data(buffer: try await request.body.collect(upTo: 1 << 20)))
             } catch {
-                return APIServer.error(.unprocessableContent, "a dataset is {\"id\": …, \"location\": …, \"status\": \"ready\"|\"unavailable\"}: \(error)")
+                return APIServer.error(.unprocessableContent, "a dataset is {\"id\": …, \"location\": …, \"status\": \"ready\"|\"unavailable\" (default ready), \"allowedTeams\": […] (default all)}: \(error)")
             }
             guard dataset.id.range(of: "^[A-Za-z0-9_.-]{1,128}$", options: .regularExpression) != nil else {
                 return APIServer.error(.unprocessableContent, "dataset id must be 1-128 of A-Z a-z 0-9 _ . -")
@@ -279,6 +280,9 @@ struct APIErrorMiddleware: RouterMiddleware {
             return APIServer.error(status, error.message)
         } catch let error as Controller.NotLeader {
             return APIServer.error(.serviceUnavailable, error.description)
+        } catch let error as HTTPError where error.status == .notFound && error.body == nil {
+            // The router's own 404: no such route (ours always name the missing object).
+            return APIServer.error(.notFound, "no route \(request.method) \(request.uri.path); the API's routes are in docs/openapi.yaml")
         } catch let error as HTTPError {
             return APIServer.error(error.status, error.body ?? "\(error.status)")
         }

@@ -172,6 +172,22 @@ public struct ValidationView: Codable, Sendable, Equatable {
     }
 }
 
+/// The answer of `GET /readyz`.
+public struct ReadinessView: Codable, Sendable, Equatable {
+    /// leader or standby.
+    public var role: String
+    /// connected or disconnected.
+    public var nats: String
+    /// Unix ms when this replica took its current role (0 before the election first decided).
+    public var roleSince: Int64
+
+    public init(role: String, nats: String, roleSince: Int64) {
+        self.role = role
+        self.nats = nats
+        self.roleSince = roleSince
+    }
+}
+
 /// Every error the API returns.
 public struct APIErrorBody: Codable, Sendable, Equatable {
     public var error: String

@@ -34,6 +34,8 @@ public actor Controller: Service {
 
     private(set) var core: FleetController
     private(set) public var role: LeaderElection.Role = .standby(leader: nil)
+    /// Unix ms when `role` last changed (0 until the election first decides).
+    private(set) public var roleSinceMs: Int64 = 0
     private var timers: [TimerID: Int64] = [:]
     private var connection: NATSConnection?
     private var jetStream: JetStream?
@@ -110,6 +112,7 @@ public actor Controller: Service {
 
     private func roleChanged(_ newRole: LeaderElection.Role) async {
         role = newRole
+        roleSinceMs = now()
         switch newRole {
         case .leader(let epoch):
             await serialized {
@@ -127,15 +130,20 @@ public actor Controller: Service {
             consumerTask?.cancel()
             consumerTask = nil
             timers.removeAll()
+            heldSince.removeAll()
+            givenUp.removeAll()
         }
     }
 
     private var pendingFromSnapshot: [ControllerAction] = []
 
-    private func loadSnapshot() async {
+    private func loadSnapshot(unlessLeader: Bool = false) async {
         guard let stateKV else { return }
         do {
             guard let entry = try await stateKV.get(Self.stateKey) else { return }
+            // A standby's refresh still in flight when leadership came must not replace the leader's state
+            // (it would roll back the fencing epoch and whatever the leader decided since).
+            if unlessLeader, isLeader { return }
             let snapshot = try JSONDecoder.archon.decode(Snapshot.self, from: Data(entry.value))
             core = FleetController(policy: policy, state: snapshot.state)
             pendingFromSnapshot = snapshot.pending
@@ -148,7 +156,7 @@ public actor Controller: Service {
     private func standbyRefreshLoop() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
-            if !isLeader { await loadSnapshot() }
+            if !isLeader { await loadSnapshot(unlessLeader: true) }
         }
     }
 
@@ -221,7 +229,8 @@ public actor Controller: Service {
             do {
                 if consumer == nil {
                     consumer = try await js.pullConsumer(
-                        stream: Fleet.eventsStream, durable: Self.durableName, filterSubject: Fleet.eventsSubjects, ackWait: .seconds(30))
+                        stream: Fleet.eventsStream, durable: Self.durableName, filterSubject: Fleet.eventsSubjects,
+                        ackWait: .milliseconds(Int(config.ackWaitSeconds * 1000)))
                 }
                 let batch = try await consumer!.fetch(batch: config.fetchBatch, timeout: .milliseconds(500))
                 if batch.isEmpty { continue }
@@ -240,6 +249,7 @@ public actor Controller: Service {
         var actions: [ControllerAction] = []
         var rejected: [JetStreamMessage] = []
         var accepted: [JetStreamMessage] = []
+        var held: [JetStreamMessage] = []
         for message in batch {
             let parts = message.subject.split(separator: ".")
             guard parts.count == 5 else {
@@ -258,9 +268,9 @@ public actor Controller: Service {
                 rejected.append(message)
                 continue
             }
-            metrics.eventsConsumed.increment()
             let jobMatches = event.jobID.isEmpty ? subjectJob == "_node" : subjectJob == event.jobID
             if event.nodeID != subjectNode || !jobMatches {
+                metrics.eventsConsumed.increment()
                 metrics.spoofedEvents.increment()
                 logger.error("controller.event.spoofed", metadata: [
                     "nats.subject": "\(message.subject)", "event.node": "\(event.nodeID)", "event.job": "\(event.jobID)",
@@ -270,6 +280,11 @@ public actor Controller: Service {
                 rejected.append(message)
                 continue
             }
+            if mustWait(event, message) {
+                held.append(message)
+                continue
+            }
+            metrics.eventsConsumed.increment()
             actions += core.eventReceived(event, subjectNode: subjectNode, at: now())
             accepted.append(message)
         }
@@ -277,11 +292,50 @@ public actor Controller: Service {
         for message in accepted {
             do { try message.ack() } catch { logger.warning("controller.ack.failed", metadata: ["error": "\(error)"]) }
         }
+        for message in held {
+            do { try message.nak(delay: .milliseconds(250)) } catch { logger.warning("controller.nak.failed", metadata: ["error": "\(error)"]) }
+        }
         for message in rejected {
             do { try message.term() } catch { logger.warning("controller.term.failed", metadata: ["error": "\(error)"]) }
         }
         if let lag = batch.last?.metadata?.pending { metrics.consumerLag.record(Int64(lag)) }
         metrics.decisionLatency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+    }
+
+    /// Events held back, by stream sequence, with when they were first held.
+    private var heldSince: [UInt64: ContinuousClock.Instant] = [:]
+    /// Per "job/attempt", the missing event given up on: later events of that attempt are not held for it.
+    private var givenUp: [String: UInt64] = [:]
+
+    /// Whether `event` must wait for an earlier event of its (job, attempt) that is not applied yet.
+    ///
+    /// JetStream redelivers in order only what it delivers in order: events a leader fetched and died with
+    /// come back after ackWait, behind newer ones the next leader already got. Applied out of order, a job's
+    /// exit would overtake its last epoch (a completed job judged crashed) or its metrics would be dropped.
+    /// So an event beyond a gap is naked and comes back until the gap fills — for at most twice ackWait,
+    /// after which the missing event is taken as lost (agents send every event; this is a safety net).
+    private func mustWait(_ event: TrainingEvent, _ message: JetStreamMessage) -> Bool {
+        guard !event.jobID.isEmpty, let sequence = message.metadata?.streamSequence,
+              let applied = core.job(event.jobID)?.history.first(where: { $0.attempt == event.attempt })?.sequences
+        else { return false }
+        let missing = applied.contiguous + 1
+        let key = "\(event.jobID)/\(event.attempt)"
+        guard event.sequence > missing, !applied.contains(event.sequence), givenUp[key] != missing else {
+            heldSince[sequence] = nil
+            return false
+        }
+        let since = heldSince[sequence] ?? ContinuousClock.now
+        if ContinuousClock.now - since < .milliseconds(Int(config.ackWaitSeconds * 2000)) {
+            heldSince[sequence] = since
+            return true
+        }
+        heldSince[sequence] = nil
+        givenUp[key] = missing
+        logger.warning("controller.event.gap", metadata: [
+            "job.id": "\(event.jobID)", "job.attempt": "\(event.attempt)", "event.sequence": "\(missing)",
+            "reason": "this event of the attempt never arrived; applying the later ones without it",
+        ])
+        return false
     }
 
     // MARK: Actions

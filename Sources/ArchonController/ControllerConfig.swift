@@ -47,11 +47,15 @@ public struct ControllerConfig: Codable, Sendable {
     public var replicas: Int
     /// Events fetched per batch from the durable consumer.
     public var fetchBatch: Int
+    /// Seconds before JetStream redelivers events fetched and not acknowledged: what a crashed leader had
+    /// fetched reaches the next one after at most this long (and the events of those jobs wait for it).
+    /// It is the durable consumer's ack wait: changing it on a running fleet means editing the consumer too.
+    public var ackWaitSeconds: Double
 
     public init(
         id: String = "controller-1", nats: String = "nats://127.0.0.1:4222", httpHost: String = "127.0.0.1", httpPort: Int = 8080,
         tokens: [APIToken] = [], sinks: [SinkConfig] = [], datasets: [Dataset] = [], policyFile: String? = nil,
-        leaseSeconds: Double = 10, replicas: Int = 1, fetchBatch: Int = 256
+        leaseSeconds: Double = 10, replicas: Int = 1, fetchBatch: Int = 256, ackWaitSeconds: Double = 10
     ) {
         self.id = id
         self.nats = nats
@@ -64,6 +68,7 @@ public struct ControllerConfig: Codable, Sendable {
         self.leaseSeconds = leaseSeconds
         self.replicas = replicas
         self.fetchBatch = fetchBatch
+        self.ackWaitSeconds = ackWaitSeconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -80,6 +85,7 @@ public struct ControllerConfig: Codable, Sendable {
         leaseSeconds = try c.decodeIfPresent(Double.self, forKey: .leaseSeconds) ?? d.leaseSeconds
         replicas = try c.decodeIfPresent(Int.self, forKey: .replicas) ?? d.replicas
         fetchBatch = try c.decodeIfPresent(Int.self, forKey: .fetchBatch) ?? d.fetchBatch
+        ackWaitSeconds = try c.decodeIfPresent(Double.self, forKey: .ackWaitSeconds) ?? d.ackWaitSeconds
     }
 
     /// Reads a config file; errors name the file and what is wrong.

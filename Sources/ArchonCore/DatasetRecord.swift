@@ -20,11 +20,12 @@ public struct Dataset: Codable, Sendable, Hashable {
         self.allowedTeams = allowedTeams
     }
 
-    /// People register datasets by hand: only `id` is required.
+    /// People register datasets by hand: `id` and `location` (empty = the trainer's built-in data) are required,
+    /// `status` defaults to ready and `allowedTeams` to every team.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try c.decode(String.self, forKey: .id)
-        location = try c.decodeIfPresent(String.self, forKey: .location) ?? ""
+        location = try c.decode(String.self, forKey: .location)
         status = try c.decodeIfPresent(DatasetStatus.self, forKey: .status) ?? .ready
         allowedTeams = try c.decodeIfPresent([String].self, forKey: .allowedTeams) ?? []
     }

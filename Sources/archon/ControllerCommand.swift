@@ -13,7 +13,7 @@ struct ControllerCommand: AsyncParsableCommand {
         abstract: "Run the controller: consume fleet events, remediate, escalate, serve the HTTP API.",
         discussion: "Run two or more for high availability: one leads (KV archon_leader), the others stand by. See docs/operations.md.")
 
-    @Option(name: .long, help: "Controller config file (JSON): id, nats, httpHost, httpPort, tokens, sinks, datasets, policyFile, leaseSeconds.")
+    @Option(name: .long, help: "Controller config file (JSON): id, nats, httpHost, httpPort, tokens, sinks, datasets, policyFile, leaseSeconds, replicas, fetchBatch, ackWaitSeconds.")
     var config: String?
 
     @Option(name: .long, help: "NATS server URL(s), comma-separated (overrides the config file).")

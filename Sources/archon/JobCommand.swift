@@ -121,8 +121,10 @@ struct JobCommand: AsyncParsableCommand {
             while true {
                 let job = try await options.client.get("/v1/training/jobs/\(id)", as: JobView.self)
                 if options.json {
-                    printJSON(try JSONEncoder().encode(["id": job.id, "status": job.status, "attempt": "\(job.attempt)",
-                                                        "epoch": "\(job.lastMetrics?.epoch ?? 0)"]))
+                    // One compact object per line (JSON Lines), numbers as numbers: a stream scripts can read line by line.
+                    let update = WatchUpdate(id: job.id, status: job.status, attempt: job.attempt, epoch: job.lastMetrics?.epoch ?? 0,
+                                             loss: job.lastMetrics?.loss)
+                    print(String(decoding: try JSONEncoder.jsonLines.encode(update), as: UTF8.self))
                 } else {
                     for attempt in job.history.dropFirst(seenAttempts) where attempt.attempt > 1 {
                         print("\n↻ attempt \(attempt.attempt) on \(attempt.node): \(attempt.action)\(attempt.configChange.isEmpty ? "" : " (\(attempt.configChange))")")
@@ -143,6 +145,16 @@ struct JobCommand: AsyncParsableCommand {
             }
         }
 
+        /// One line of `job watch --json`.
+        struct WatchUpdate: Encodable {
+            let id: String
+            let status: String
+            let attempt: Int
+            let epoch: Int
+            /// Absent before the first epoch; a diverging loss (NaN) is written as the string "NaN".
+            let loss: Double?
+        }
+
         static func progressLine(_ job: JobView) -> String {
             let total = max(job.config.epochs, 1)
             let epoch = job.lastMetrics?.epoch ?? 0
@@ -152,5 +164,15 @@ struct JobCommand: AsyncParsableCommand {
             let loss = job.lastMetrics.map { String(format: "loss %.4f", $0.loss) } ?? "loss -"
             return "[\(bar)] epoch \(epoch)/\(total)  \(loss)  attempt \(job.attempt)  \(job.status)"
         }
+    }
+}
+
+extension JSONEncoder {
+    /// Compact, keys sorted, NaN as a string: for one-object-per-line output.
+    static var jsonLines: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return encoder
     }
 }

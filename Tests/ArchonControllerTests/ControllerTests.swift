@@ -73,8 +73,11 @@ struct ControllerTests {
         #expect(incident.severity == "critical")
         #expect(incident.level == "L2")
         // Nothing stays pending in the consumer: both were terminated, not left for redelivery.
-        let consumer = try await fleet.js.pullConsumer(stream: Fleet.eventsStream, durable: Controller.durableName, filterSubject: Fleet.eventsSubjects)
-        #expect(try await consumer.fetch(batch: 10, timeout: .milliseconds(300)).isEmpty)
+        let info = try await waitFor("the consumer to have nothing pending", timeout: .seconds(5)) { () -> [String: Any]? in
+            let info = try await fleet.consumerInfo()
+            return (info["num_pending"] as? Int) == 0 && (info["num_ack_pending"] as? Int) == 0 ? info : nil
+        }
+        #expect(info["num_redelivered"] as? Int == 0)
         await controller.stop()
     }
 }

@@ -49,9 +49,12 @@ final class RunningController: @unchecked Sendable {
     init(config: ControllerConfig) async throws {
         var logger = Logger(label: "test.controller.\(config.id)")
         logger.logLevel = .warning
+        // Bootstrap metrics before the controller makes its counters, as the executable does: counters
+        // made before the bootstrap are no-ops and never show on /metrics.
+        let registry = metricsRegistry
         let controller = try Controller(config: config, logger: logger)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = APIServer.application(controller: controller, registry: metricsRegistry, logger: logger) { continuation.yield($0) }
+        let app = APIServer.application(controller: controller, registry: registry, logger: logger) { continuation.yield($0) }
         task = Task {
             let group = ServiceGroup(configuration: .init(services: [controller, app], logger: logger))
             try await group.run()
