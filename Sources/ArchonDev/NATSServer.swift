@@ -60,9 +60,16 @@ public final class NATSServer: @unchecked Sendable {
         defer { lock.unlock() }
         guard let p = process else { return }
         process = nil
+        guard p.isRunning else { return }
+        p.terminate()
+        // Bounded wait instead of waitUntilExit, which can block for good when Foundation's child monitor
+        // misses the exit: SIGTERM, up to 5 s, then SIGKILL.
+        let deadline = Date().addingTimeInterval(5)
+        while p.isRunning, Date() < deadline { usleep(10_000) }
         if p.isRunning {
-            p.terminate()
-            p.waitUntilExit()
+            kill(p.processIdentifier, SIGKILL)
+            let killDeadline = Date().addingTimeInterval(2)
+            while p.isRunning, Date() < killDeadline { usleep(10_000) }
         }
     }
 }
