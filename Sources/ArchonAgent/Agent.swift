@@ -15,7 +15,7 @@ public actor Agent: Service {
     let logger: Logger
     let outbox: EventOutbox
     let enforcer: MemoryEnforcer
-    let startedAtMs = currentMillis()
+    let startedAtMs = UnixTime.nowMillis()
 
     /// Running (or stopping) attempts by job id.
     private var jobs: [String: JobProcess] = [:]
@@ -89,7 +89,7 @@ public actor Agent: Service {
             jobs.removeAll()
             return
         }
-        let now = currentMillis()
+        let now = UnixTime.nowMillis()
         for job in jobs.values { job.stop(.stopRequested, nowMs: now) }
         let deadline = ContinuousClock.now + config.gracePeriod + .seconds(5)
         while !jobs.isEmpty, ContinuousClock.now < deadline {
@@ -164,7 +164,7 @@ public actor Agent: Service {
 
     /// Makes the processes of one job match its desired state.
     private func reconcile(_ jobID: String) {
-        let now = currentMillis()
+        let now = UnixTime.nowMillis()
         let want = desired[jobID]
         if let running = jobs[jobID] {
             guard let want, want.desiredState == .running else {
@@ -207,7 +207,7 @@ public actor Agent: Service {
     /// Finds the attempts a previous agent process left: adopts the live ones, reports the ones that ended.
     private func adoptPreviousProcesses() {
         let root = "\(config.workDirectory)/jobs"
-        let now = currentMillis()
+        let now = UnixTime.nowMillis()
         for jobID in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
             let paths = JobPaths(workDirectory: config.workDirectory, jobID: jobID)
             guard let record = JobPaths.load(paths.record), !record.finished else { continue }
@@ -231,7 +231,7 @@ public actor Agent: Service {
 
     /// One pass over the jobs: exits, limits, stop grace periods, resource samples.
     func tick() {
-        let now = currentMillis()
+        let now = UnixTime.nowMillis()
         var changed = false
         for (jobID, job) in jobs {
             if let status = job.exitStatus() {
@@ -303,7 +303,7 @@ public actor Agent: Service {
         let sequence = (try? String(contentsOfFile: nodeSequenceFile, encoding: .utf8))
             .flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 1
         try? "\(sequence + 1)".write(toFile: nodeSequenceFile, atomically: true, encoding: .utf8)
-        let event = TrainingEvent(jobID: "", nodeID: config.nodeID, attempt: 0, sequence: sequence, timeMs: currentMillis(), body: body)
+        let event = TrainingEvent(jobID: "", nodeID: config.nodeID, attempt: 0, sequence: sequence, timeMs: UnixTime.nowMillis(), body: body)
         do {
             try outbox.append(event)
         } catch {

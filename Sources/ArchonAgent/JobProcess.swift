@@ -297,7 +297,7 @@ final class JobProcess: @unchecked Sendable {
     private func handle(line: String) {
         let trimmed = line.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { return }
-        let now = currentMillis()
+        let now = UnixTime.nowMillis()
         let parsed: TrainerLine
         do {
             parsed = try TrainerLine.parse(trimmed)
@@ -497,10 +497,6 @@ func appendAgentNote(_ text: String, to path: String) {
     } else {
         try? line.write(toFile: path, atomically: false, encoding: .utf8)
     }
-}
-
-func currentMillis() -> Int64 {
-    Int64((Date().timeIntervalSince1970 * 1000).rounded())
 }
 
 func resolveExecutable(_ name: String, env: [String: String]) -> String? {

@@ -49,7 +49,7 @@ public actor Controller: Service {
     public static let stateKey = "fleet"
 
     /// Unix milliseconds now.
-    public static let wallClockMillis: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+    public static let wallClockMillis: @Sendable () -> Int64 = { UnixTime.nowMillis() }
     public static let durableName = "archon-controller"
 
     public init(config: ControllerConfig, logger: Logger, now: @escaping @Sendable () -> Int64 = Controller.wallClockMillis) throws {

@@ -1,4 +1,5 @@
 import ArchonController
+import ArchonModel
 import Foundation
 
 /// How one scenario ended.
@@ -42,7 +43,7 @@ public final class ScenarioRunner: @unchecked Sendable {
     public func run(_ scenario: Scenario) async -> ScenarioResult {
         let client = fleet.client
         let context = ScenarioContext(fleet: fleet, directory: directory)
-        let startMs = nowMs()
+        let startMs = UnixTime.nowMillis()
         say("\n▶ \(scenario.number). \(scenario.title): \(scenario.setup)")
         var observation = Observation(jobs: [:], incidents: [], nodes: [])
         var problems: [String] = []
@@ -67,7 +68,7 @@ public final class ScenarioRunner: @unchecked Sendable {
                     jobs: Dictionary(uniqueKeysWithValues: jobs.filter { ids.contains($0.id) }.map { ($0.id, $0) }),
                     incidents: try await client.incidents().filter { $0.openedAt >= startMs },
                     nodes: try await client.nodes())
-                let now = nowMs()
+                let now = UnixTime.nowMillis()
                 for id in scenario.jobs.map(\.id) {
                     guard let job = observation.jobs[id] else { continue }
                     for attempt in job.history {
@@ -145,6 +146,4 @@ public final class ScenarioRunner: @unchecked Sendable {
         let line = { (cells: [String]) in cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ") }
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
     }
-
-    private func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }

@@ -20,7 +20,7 @@ final class SyntheticAgent: @unchecked Sendable {
         nodeSequence += 1
         let status = NodeStatus(nodeID: nodeID, agentVersion: "test", capacity: NodeCapacity(cpuCores: cpus, memoryBytes: memory, diskBytes: 1 << 40),
                                 enforcement: EnforcementCapabilities(memory: .cgroupV2))
-        try await send(TrainingEvent(jobID: "", nodeID: nodeID, attempt: 0, sequence: nodeSequence, timeMs: now(), body: .nodeStatus(status)))
+        try await send(TrainingEvent(jobID: "", nodeID: nodeID, attempt: 0, sequence: nodeSequence, timeMs: UnixTime.nowMillis(), body: .nodeStatus(status)))
     }
 
     /// Publishes the next event of (job, attempt), with its own gap-free sequence.
@@ -28,7 +28,7 @@ final class SyntheticAgent: @unchecked Sendable {
         let key = "\(job).\(attempt)"
         let sequence = (sequences[key] ?? 0) + 1
         sequences[key] = sequence
-        let event = TrainingEvent(jobID: job, nodeID: asNode ?? nodeID, attempt: attempt, sequence: sequence, timeMs: now(), body: body)
+        let event = TrainingEvent(jobID: job, nodeID: asNode ?? nodeID, attempt: attempt, sequence: sequence, timeMs: UnixTime.nowMillis(), body: body)
         try await send(event)
     }
 
@@ -46,8 +46,6 @@ final class SyntheticAgent: @unchecked Sendable {
         }
         try await emit(job, attempt: attempt, .exited(exit))
     }
-
-    private func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }
 
 func waitFor<T>(_ what: String, timeout: Duration = .seconds(30), _ probe: () async throws -> T?) async throws -> T {
