@@ -7,7 +7,7 @@ public enum CheckpointPlanner {
         if policy.everyEpochs > 0, epoch > 0, epoch % policy.everyEpochs == 0, (last?.epoch ?? 0) < epoch {
             return true
         }
-        if policy.everySteps > 0, step - (last?.step ?? 0) >= policy.everySteps {
+        if policy.everySteps > 0, step.subtractingSaturated(last?.step ?? 0) >= policy.everySteps {
             return true
         }
         return false

@@ -264,7 +264,7 @@ extension FleetController {
             }
         }
         let epochLimit = Int64(job.config.timeouts.perEpochSeconds) * 1000
-        let took = Int64((m.durationSeconds * 1000).rounded())
+        let took = Int64(millisecondsSaturating: m.durationSeconds)
         if epochLimit > 0, took > epochLimit {
             fail(jobID, Finding(symptom: .timeout, evidence: "epoch \(m.epoch) took \(Timestamp.duration(took)), limit \(Timestamp.duration(epochLimit))", failureTimeMs: failureTime), processMayBeAlive: true, at: now, &out)
             return
@@ -308,12 +308,12 @@ extension FleetController {
         job.history[index].signals.lastHeartbeatMs = now
         state.jobs[jobID] = job
         let window = heartbeatWindow(job)
-        let silent = Int64((beat.secondsSinceProgress * 1000).rounded())
+        let silent = Int64(millisecondsSaturating: beat.secondsSinceProgress)
         if job.status == .running, job.history[index].signals.lastProgressMs > 0, silent >= window {
             fail(jobID, Finding(
                 symptom: .hang,
                 evidence: "the agent reports no progress for \(Timestamp.duration(silent)) while the process is alive (window \(Timestamp.duration(window)))",
-                failureTimeMs: failureTime - silent), processMayBeAlive: true, at: now, &out)
+                failureTimeMs: failureTime.subtractingSaturated(silent)), processMayBeAlive: true, at: now, &out)
         }
     }
 

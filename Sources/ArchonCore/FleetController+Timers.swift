@@ -81,7 +81,7 @@ extension FleetController {
             state.deadlines.set(.epochDeadline(jobID: jobID, attempt: attempt), at: deadline, &out)
             return
         }
-        let epoch = (record.lastMetrics?.epoch ?? 0) + 1
+        let epoch = (record.lastMetrics?.epoch ?? 0).addingSaturated(1)
         fail(jobID, Finding(
             symptom: .timeout,
             evidence: "epoch \(epoch) running for \(Timestamp.duration(now - record.signals.epochStartMs)), limit \(Timestamp.duration(limit))",

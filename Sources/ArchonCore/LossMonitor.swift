@@ -34,7 +34,7 @@ public struct LossMonitor: Codable, Sendable, Hashable {
         }
         guard start < epochs.count else { return epoch }  // nothing tracked: only this epoch is known bad
         let lowest = epochs[start]
-        return lowest == firstEpoch ? lowest : lowest + 1
+        return lowest == firstEpoch ? lowest : lowest.addingSaturated(1)
     }
 
     /// Feeds one epoch; returns what it shows, divergence first.

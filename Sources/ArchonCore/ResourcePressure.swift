@@ -52,7 +52,7 @@ public enum ResourcePressure {
     /// Resources of a node above `threshold`.
     public static func of(_ status: NodeStatus, threshold: Double) -> [ResourceKind] {
         var out: [ResourceKind] = []
-        let gpuTotal = status.capacity.gpus.reduce(UInt64(0)) { $0 + $1.memoryBytes }
+        let gpuTotal = status.capacity.gpus.reduce(UInt64(0)) { $0.addingSaturated($1.memoryBytes) }
         let checks: [(ResourceKind, UInt64, UInt64)] = [
             (.memory, status.usage.memoryUsedBytes, status.capacity.memoryBytes),
             (.gpuMemory, status.usage.gpuMemoryUsedBytes, gpuTotal),
@@ -64,5 +64,5 @@ public enum ResourcePressure {
         return out
     }
 
-    static func percent(_ fraction: Double) -> String { "\(Int((fraction * 100).rounded()))%" }
+    static func percent(_ fraction: Double) -> String { "\(Int(saturating: fraction * 100))%" }
 }

@@ -16,11 +16,11 @@ public struct SequenceWindow: Codable, Sendable, Hashable {
     public mutating func insert(_ sequence: UInt64) -> Bool {
         guard sequence > 0, sequence > contiguous, !ahead.contains(sequence) else { return false }
         ahead.insert(sequence)
-        while ahead.remove(contiguous + 1) != nil { contiguous += 1 }
+        while ahead.remove(contiguous.addingSaturated(1)) != nil { contiguous += 1 }
         if ahead.count > Self.maxAhead, let lowest = ahead.min() {
             // A gap that never filled: treat what lies below the lowest seen as lost.
             contiguous = lowest - 1
-            while ahead.remove(contiguous + 1) != nil { contiguous += 1 }
+            while ahead.remove(contiguous.addingSaturated(1)) != nil { contiguous += 1 }
         }
         return true
     }
