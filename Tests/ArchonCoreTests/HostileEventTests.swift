@@ -1,10 +1,12 @@
 import ArchonModel
+import PropertyBased
 import Testing
 
 @testable import ArchonCore
 
 /// Every number an agent sends is untrusted. A number the core traps on is a poison event: never acknowledged,
-/// redelivered to every restarted controller, which dies on it again. The core must survive any value.
+/// redelivered to every restarted controller, which dies on it again. The core must survive any value (these
+/// tests drive it without the sanitizer), and ``EventSanitizer`` must turn each one into something to judge on.
 @Suite struct HostileEventTests {
     static let doubles: [Double] = [.nan, .infinity, -.infinity, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, 1e300, -1, 0]
     static let ints: [Int] = [0, -1, .max, .min]
@@ -154,6 +156,8 @@ import Testing
         }
     }
 
+    // MARK: - The core, without the sanitizer
+
     @Test func noNumberInAnyEventTrapsTheCore() throws {
         let cases = Self.cases
         #expect(cases.count > 200)
@@ -258,5 +262,270 @@ import Testing
     @Test func aTimeAtTheBottomOfTheRangeIsStillWritten() {
         #expect(Timestamp.iso8601(.min).hasPrefix("-"))
         #expect(Timestamp.iso8601(t0) == "2026-01-01T00:00:00Z")
+    }
+
+    // MARK: - The sanitizer
+
+    static func event(_ body: TrainingEvent.Body, timeMs: Int64 = t0, attempt: Int = 1) -> TrainingEvent {
+        TrainingEvent(jobID: "job-1", nodeID: "n1", attempt: attempt, sequence: 7, timeMs: timeMs, body: body)
+    }
+
+    /// The sanitized body and the problems found in it.
+    static func sanitized(_ body: TrainingEvent.Body) -> (TrainingEvent.Body, [String]) {
+        let (clean, problems) = EventSanitizer.sanitize(event(body), at: t0)
+        return (clean.body, problems)
+    }
+
+    @Test func wellFormedEventsPassUnchanged() {
+        let bodies: [TrainingEvent.Body] = [
+            .accepted(JobAccepted(fencingEpoch: 3)), .started(Self.started), .epoch(Self.epoch), .step(Self.step),
+            .checkpoint(Self.checkpoint), .resources(Self.resources), .exited(Self.exited), .heartbeat(Self.heartbeat), .nodeStatus(Self.nodeStatus),
+        ]
+        for body in bodies {
+            let (clean, problems) = EventSanitizer.sanitize(Self.event(body), at: t0)
+            #expect(clean == Self.event(body))
+            #expect(problems == [])
+        }
+    }
+
+    @Test func lossesAreKeptEvenWhenNotFinite() {
+        for loss in [Double.nan, .infinity, -.infinity, -1, 1e300] {
+            let (epoch, epochProblems) = Self.sanitized(.epoch(EpochMetrics(epoch: 2, loss: loss, validation: Validation(loss: loss))))
+            guard case .epoch(let m) = epoch else { Issue.record("not an epoch"); continue }
+            #expect(m.loss.bitPattern == loss.bitPattern && m.validation?.loss.bitPattern == loss.bitPattern)
+            #expect(epochProblems == [])
+            let (step, stepProblems) = Self.sanitized(.step(StepProgress(step: 1, loss: loss)))
+            guard case .step(let s) = step else { Issue.record("not a step"); continue }
+            #expect(s.loss.bitPattern == loss.bitPattern)
+            #expect(stepProblems == [])
+        }
+    }
+
+    @Test func durationsOutOfRangeBecomeUnknown() {
+        let table: [(TrainingEvent.Body, TrainingEvent.Body, String)] = [
+            (.epoch(EpochMetrics(epoch: 2, loss: 0.9, durationSeconds: .nan)), .epoch(EpochMetrics(epoch: 2, loss: 0.9)),
+             "epoch.durationSeconds is nan; treated as unknown (0)"),
+            (.epoch(EpochMetrics(epoch: 2, loss: 0.9, durationSeconds: 1e300)), .epoch(EpochMetrics(epoch: 2, loss: 0.9)),
+             "epoch.durationSeconds is 1e+300, beyond 10000000 s; treated as unknown (0)"),
+            (.heartbeat(Heartbeat(secondsSinceProgress: .infinity)), .heartbeat(Heartbeat()),
+             "heartbeat.secondsSinceProgress is inf, beyond 10000000 s; treated as unknown (0)"),
+            (.heartbeat(Heartbeat(secondsSinceProgress: -1)), .heartbeat(Heartbeat()),
+             "heartbeat.secondsSinceProgress is -1.0, negative; treated as unknown (0)"),
+            (.exited(JobExited(exitCode: 1, runtimeSeconds: -.infinity)), .exited(JobExited(exitCode: 1)),
+             "exited.runtimeSeconds is -inf, negative; treated as unknown (0)"),
+        ]
+        for (hostile, expected, reason) in table {
+            let (clean, problems) = Self.sanitized(hostile)
+            #expect(clean == expected)
+            #expect(problems == [reason])
+        }
+        // The longest believed duration is kept: it is a real (if slow) epoch.
+        #expect(Self.sanitized(.epoch(EpochMetrics(epoch: 2, loss: 0.9, durationSeconds: 1e7))).1 == [])
+    }
+
+    @Test func gaugesAreClampedOrUnknown() {
+        var sample = Self.resources
+        sample.cpuCores = .nan
+        sample.gpuUtilization = 1.5
+        var (clean, problems) = Self.sanitized(.resources(sample))
+        sample.cpuCores = 0
+        sample.gpuUtilization = 1
+        #expect(clean == .resources(sample))
+        #expect(problems == [
+            "resources.cpuCores is nan; treated as unknown (0)",
+            "resources.gpuUtilization is 1.5, outside 0...1; clamped to 1",
+        ])
+
+        var status = Self.nodeStatus
+        status.usage.cpuUtilization = -0.25
+        status.usage.gpuUtilization = .infinity
+        (clean, problems) = Self.sanitized(.nodeStatus(status))
+        status.usage.cpuUtilization = 0
+        status.usage.gpuUtilization = 0
+        #expect(clean == .nodeStatus(status))
+        #expect(problems == [
+            "nodeStatus.usage.cpuUtilization is -0.25, outside 0...1; clamped to 0",
+            "nodeStatus.usage.gpuUtilization is inf; treated as unknown (0)",
+        ])
+
+        (clean, problems) = Self.sanitized(.step(StepProgress(step: 1, loss: 0.5, samplesPerSecond: 1e300)))
+        #expect(clean == .step(StepProgress(step: 1, loss: 0.5, samplesPerSecond: 1e9)))
+        #expect(problems == ["step.samplesPerSecond is 1e+300, outside 0...1000000000; clamped to 1000000000"])
+
+        (clean, problems) = Self.sanitized(.epoch(EpochMetrics(epoch: 1, loss: 0.5, validation: Validation(loss: 0.6, accuracy: 87.5))))
+        #expect(clean == .epoch(EpochMetrics(epoch: 1, loss: 0.5, validation: Validation(loss: 0.6, accuracy: 1))))
+        #expect(problems == ["epoch.validation.accuracy is 87.5, outside 0...1; clamped to 1"])
+    }
+
+    @Test func learningRatesThatAreNotANumberBecomeUnknown() {
+        var (clean, problems) = Self.sanitized(.epoch(EpochMetrics(epoch: 1, loss: 0.5, learningRate: .nan)))
+        #expect(clean == .epoch(EpochMetrics(epoch: 1, loss: 0.5)))
+        #expect(problems == ["epoch.learningRate is nan; treated as unknown (0)"])
+        (clean, problems) = Self.sanitized(.step(StepProgress(step: 1, learningRate: -0.1)))
+        #expect(clean == .step(StepProgress(step: 1)))
+        #expect(problems == ["step.learningRate is -0.1, negative; treated as unknown (0)"])
+        // A blown-up schedule is still a learning rate.
+        #expect(Self.sanitized(.step(StepProgress(step: 1, learningRate: 1e300))).1 == [])
+    }
+
+    @Test func negativeCountsBecomeZero() {
+        var (clean, problems) = Self.sanitized(.checkpoint(CheckpointWritten(path: "/c", epoch: -1, step: .min)))
+        #expect(clean == .checkpoint(CheckpointWritten(path: "/c", epoch: 0, step: 0)))
+        #expect(problems == [
+            "checkpoint.epoch is -1, negative; clamped to 0",
+            "checkpoint.step is \(Int.min), negative; clamped to 0",
+        ])
+
+        var status = Self.nodeStatus
+        status.capacity.cpuCores = .max
+        status.capacity.gpus[1].index = -3
+        status.usage.runningJobs = -1
+        (clean, problems) = Self.sanitized(.nodeStatus(status))
+        status.capacity.cpuCores = 100_000
+        status.capacity.gpus[1].index = 0
+        status.usage.runningJobs = 0
+        #expect(clean == .nodeStatus(status))
+        #expect(problems == [
+            "nodeStatus.capacity.cpuCores is \(Int.max), above 100000; clamped to 100000",
+            "nodeStatus.capacity.gpus[1].index is -3, negative; clamped to 0",
+            "nodeStatus.usage.runningJobs is -1, negative; clamped to 0",
+        ])
+
+        let (event, envelopeProblems) = EventSanitizer.sanitize(Self.event(.started(JobStarted(pid: -1)), attempt: -2), at: t0)
+        #expect(event == Self.event(.started(JobStarted(pid: 0)), attempt: 0))
+        #expect(envelopeProblems == ["attempt is -2, negative; clamped to 0", "started.pid is -1, negative; clamped to 0"])
+    }
+
+    @Test func absurdTimesBecomeTheControllersTime() {
+        for time in [Int64.min, -1, t0 + hour + 1, .max] {
+            let (event, problems) = EventSanitizer.sanitize(Self.event(.heartbeat(Heartbeat()), timeMs: time), at: t0)
+            #expect(event.timeMs == t0, "\(time)")
+            #expect(problems.count == 1 && problems[0].hasPrefix("timeMs is \(time), "), "\(time)")
+            #expect(problems[0].hasSuffix("; treated as the controller's time"))
+        }
+        #expect(EventSanitizer.sanitize(Self.event(.heartbeat(Heartbeat()), timeMs: .max), at: t0).problems
+            == ["timeMs is \(Int64.max), more than 1h after the controller's time 2026-01-01T00:00:00Z; treated as the controller's time"])
+        // An agent clock a little ahead, and an agent that sends no time, are believed.
+        for time in [0, t0 - hour, t0 + hour] {
+            #expect(EventSanitizer.sanitize(Self.event(.heartbeat(Heartbeat()), timeMs: time), at: t0).problems == [], "\(time)")
+        }
+
+        var status = Self.nodeStatus
+        status.startedAtMs = .min
+        let (clean, problems) = Self.sanitized(.nodeStatus(status))
+        status.startedAtMs = 0
+        #expect(clean == .nodeStatus(status))
+        #expect(problems == ["nodeStatus.startedAtMs is \(Int64.min), before 1970; treated as unknown (0)"])
+    }
+
+    @Test func byteCountsIdentifiersAndExitStatusesAreKept() {
+        let bodies: [TrainingEvent.Body] = [
+            .accepted(JobAccepted(fencingEpoch: .max)),
+            .started(JobStarted(pid: .max, memoryLimitBytes: .max)),
+            .checkpoint(CheckpointWritten(path: "/c", epoch: .max, step: .max, sizeBytes: .max)),
+            .resources(ResourceSample(
+                memoryUsedBytes: .max, memoryLimitBytes: .max, gpuMemoryUsedBytes: .max, gpuMemoryTotalBytes: .max, diskUsedBytes: .max, diskTotalBytes: .max)),
+            .exited(JobExited(exitCode: .min, signal: .max)),
+            .nodeStatus(NodeStatus(
+                nodeID: "n1",
+                capacity: NodeCapacity(memoryBytes: .max, gpus: [GPU(index: 0, name: "", gpuClass: "x", memoryBytes: .max)], diskBytes: .max),
+                usage: NodeUsage(memoryReservedBytes: .max, memoryUsedBytes: .max, gpuMemoryUsedBytes: .max, diskUsedBytes: .max))),
+        ]
+        for body in bodies {
+            let raw = TrainingEvent(jobID: "job-1", nodeID: "n1", attempt: 1, sequence: .max, timeMs: t0, body: body)
+            let (clean, problems) = EventSanitizer.sanitize(raw, at: t0)
+            #expect(clean == raw)
+            #expect(problems == [])
+        }
+    }
+
+    @Test func sanitizedAnEndlessSilenceIsNoHangButTheCoresOwnDeadlineStillFindsOne() {
+        var fleet = Self.runningFleet()
+        let raw = TrainingEvent(jobID: "job-1", nodeID: "n1", attempt: 1, sequence: 100, timeMs: fleet.now, body: .heartbeat(Heartbeat(runningJobs: 1, secondsSinceProgress: .infinity)))
+        let (clean, problems) = EventSanitizer.sanitize(raw, at: fleet.now)
+        #expect(problems.count == 1)
+        #expect(decisions(fleet.controller.eventReceived(clean, subjectNode: "n1", at: fleet.now)) == [])
+        #expect(fleet.job("job-1").status == .running)
+        fleet.advance(10 * minute)
+        #expect(decisions(fleet.tick()).first == "stop job-1#1 on n1")
+        #expect(fleet.job("job-1").history.first?.symptom == .hang)
+    }
+
+    /// Draws hostile and ordinary numbers, in turn, from index lists a property check generates.
+    struct Draws {
+        static let doubles = HostileEventTests.doubles + [0.5, 60, 1e6, 2e7]
+        static let ints = HostileEventTests.ints + [1, 3, 200]
+        static let bytes = HostileEventTests.byteCounts + [8 * gib]
+        static let times = HostileEventTests.int64s + [t0, t0 + 2 * hour]
+        var picks: [Int]
+        var next = 0
+
+        mutating func pick(_ count: Int) -> Int {
+            defer { next += 1 }
+            return picks.isEmpty ? 0 : picks[next % picks.count] % count
+        }
+        mutating func double() -> Double { Self.doubles[pick(Self.doubles.count)] }
+        mutating func int() -> Int { Self.ints[pick(Self.ints.count)] }
+        mutating func int32() -> Int32 { Int32(clamping: int()) }
+        mutating func bytes() -> UInt64 { Self.bytes[pick(Self.bytes.count)] }
+        mutating func time() -> Int64 { Self.times[pick(Self.times.count)] }
+
+        /// One body of each kind, every number in it drawn.
+        mutating func bodies() -> [TrainingEvent.Body] {
+            [
+                .accepted(JobAccepted(fencingEpoch: bytes())),
+                .started(JobStarted(pid: int32(), memoryLimitBytes: bytes())),
+                .epoch(EpochMetrics(
+                    epoch: int(), totalEpochs: int(), loss: double(), learningRate: double(), durationSeconds: double(), step: int(),
+                    validation: Validation(loss: double(), accuracy: double()))),
+                .step(StepProgress(step: int(), epoch: int(), loss: double(), learningRate: double(), samplesPerSecond: double())),
+                .checkpoint(CheckpointWritten(path: "/ckpt/x", epoch: int(), step: int(), sizeBytes: bytes(), sha256: HostileEventTests.sha)),
+                .resources(ResourceSample(
+                    memoryUsedBytes: bytes(), memoryLimitBytes: bytes(), cpuCores: double(), gpuMemoryUsedBytes: bytes(),
+                    gpuMemoryTotalBytes: bytes(), gpuUtilization: double(), diskUsedBytes: bytes(), diskTotalBytes: bytes())),
+                .heartbeat(Heartbeat(runningJobs: int(), secondsSinceProgress: double())),
+                .nodeStatus(NodeStatus(
+                    nodeID: "n1",
+                    capacity: NodeCapacity(
+                        cpuCores: int(), memoryBytes: bytes(),
+                        gpus: [GPU(index: int(), name: "A100", gpuClass: "a100-40gb", memoryBytes: bytes()), GPU(index: int(), name: "A100", gpuClass: "a100-40gb", memoryBytes: bytes())],
+                        diskBytes: bytes()),
+                    usage: NodeUsage(
+                        memoryReservedBytes: bytes(), memoryUsedBytes: bytes(), cpuUtilization: double(), gpuMemoryUsedBytes: bytes(),
+                        gpuUtilization: double(), diskUsedBytes: bytes(), runningJobs: int()),
+                    startedAtMs: time())),
+                .exited(JobExited(exitCode: int32(), signal: int32(), runtimeSeconds: double(), epochsCompleted: int())),
+            ]
+        }
+    }
+
+    /// Any mix of hostile numbers in every field at once: the core survives the raw events; the sanitizer gives
+    /// a reason for every change and none without one, leaves nothing for a second pass, and keeps the losses.
+    @Test func anyMixOfHostileNumbers() async {
+        await propertyCheck(count: 100, input: Gen.int(in: 0...9_999).array(of: 1...80)) { picks in
+            var draws = Draws(picks: picks)
+            var fleet = Self.runningFleet()
+            var sequence: UInt64 = 100
+            for body in draws.bodies() {
+                sequence += 1
+                let node = if case .nodeStatus = body { true } else { false }
+                let raw = TrainingEvent(
+                    jobID: node ? "" : "job-1", nodeID: "n1", attempt: node ? 0 : 1, sequence: sequence, timeMs: draws.time(), body: body)
+                let (clean, problems) = EventSanitizer.sanitize(raw, at: fleet.now)
+                #expect(problems.isEmpty == ("\(clean)" == "\(raw)"), "\(problems) for \(raw)")
+                let again = EventSanitizer.sanitize(clean, at: fleet.now)
+                #expect(again.problems == [] && "\(again.event)" == "\(clean)")
+                if case .epoch(let a) = raw.body, case .epoch(let b) = clean.body {
+                    #expect(a.loss.bitPattern == b.loss.bitPattern && a.validation?.loss.bitPattern == b.validation?.loss.bitPattern)
+                }
+                if case .step(let a) = raw.body, case .step(let b) = clean.body {
+                    #expect(a.loss.bitPattern == b.loss.bitPattern)
+                }
+                _ = fleet.controller.eventReceived(raw, subjectNode: "n1", at: fleet.now)
+                fleet.advance(3 * minute)
+                _ = fleet.tick()
+            }
+            #expect(fleet.controller.job("job-1") != nil)
+        }
     }
 }
