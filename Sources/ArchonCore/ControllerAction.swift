@@ -33,6 +33,14 @@ public enum ControllerAction: Codable, Sendable, Hashable {
     case scheduleTimer(TimerID, atMs: Int64)
     /// The timer with this id is no longer needed.
     case cancelTimer(TimerID)
+    /// Store this finished job or resolved incident in the archive: it has left the hot state.
+    case archive(ArchivedRecord)
+}
+
+/// What leaves the hot state for the archive.
+public enum ArchivedRecord: Codable, Sendable, Hashable {
+    case job(JobRecord)
+    case incident(Incident)
 }
 
 extension ControllerAction {
@@ -43,7 +51,7 @@ extension ControllerAction {
             .pauseRetries(_, let reason), .resumeRetries(_, let reason), .freezeRemediation(_, let reason),
             .unfreezeRemediation(_, let reason), .publishEscalation(_, let reason), .rejectJob(_, _, let reason):
             reason
-        case .scheduleTimer, .cancelTimer:
+        case .scheduleTimer, .cancelTimer, .archive:
             nil
         }
     }
@@ -68,6 +76,8 @@ extension ControllerAction: CustomStringConvertible {
         case .rejectJob(let job, let problems, _): what = "reject \(job) (\(problems.count) problem\(problems.count == 1 ? "" : "s"))"
         case .scheduleTimer(let id, let at): what = "schedule \(id) at \(Timestamp.iso8601(at))"
         case .cancelTimer(let id): what = "cancel \(id)"
+        case .archive(.job(let job)): what = "archive job \(job.spec.id)"
+        case .archive(.incident(let incident)): what = "archive incident \(incident.id)"
         }
         return reason.map { "\(what) — \($0)" } ?? what
     }

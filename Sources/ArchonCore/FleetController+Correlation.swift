@@ -58,9 +58,7 @@ extension FleetController {
                 out.append(.cordon(nodeID: node, reason: reason))
             }
             steps.append(RemediationStep(timeMs: now, jobID: "", attempt: 0, failureClass: .nodeFault, action: "cordoned node \(node)", outcome: "no new jobs placed on \(node)"))
-            let active = state.jobs.values
-                .filter { $0.nodeID == node && ($0.status == .running || $0.status == .queued) }
-                .map(\.spec.id).sorted()
+            let active = state.jobs.active(on: node).sorted()
             for jobID in active {
                 if let step = relocate(jobID, awayFrom: node, reason: reason, at: now, &out) {
                     steps.append(step)
@@ -136,7 +134,8 @@ extension FleetController {
                 state.datasets[dataset] = record
             }
             // Stop burning attempts: restarts already waiting, and jobs given up on for this dataset, wait for it.
-            let waiting = state.jobs.values.filter { job in
+            let candidates = state.jobs.live(on: dataset).union(jobs).compactMap { state.jobs[$0] }
+            let waiting = candidates.filter { job in
                 guard job.config.dataset == dataset, job.hold == nil else { return false }
                 if job.status == .queued && job.nodeID.isEmpty && job.pending != nil { return true }
                 return job.status == .failed && jobs.contains(job.spec.id) && (job.current?.symptom).map(rule.symptoms.contains) == true
@@ -214,8 +213,8 @@ extension FleetController {
         if !freeze.isEmpty {
             state.freezes[id] = Array(Set((state.freezes[id] ?? []) + freeze)).sorted()
             // Restarts already waiting with a config change for a frozen symptom wait for the resolution too.
-            let waiting = state.jobs.values.filter { job in
-                job.hold == nil && job.status == .queued && job.nodeID.isEmpty && (job.pending?.symptom).map(freeze.contains) == true
+            let waiting = state.jobs.waiting.compactMap { state.jobs[$0] }.filter { job in
+                (job.pending?.symptom).map(freeze.contains) == true
             }.map(\.spec.id).sorted()
             for jobID in waiting {
                 if let symptom = state.jobs[jobID]?.pending?.symptom { hold(jobID, .frozen(symptom), plan: nil, at: now, &out) }
@@ -318,10 +317,11 @@ extension FleetController {
 
     /// The first open fleet incident listing `jobID`.
     func coveringFleetIncident(for jobID: String) -> Incident? {
-        state.incidents.all.first { incident in
-            incident.status != .resolved && incident.parentID.isEmpty && incident.jobs.contains(jobID)
-                && incident.cause != .job && incident.cause != .notice
-        }
+        state.incidents.openKeys.values.compactMap { state.incidents[$0] }
+            .filter { incident in
+                incident.parentID.isEmpty && incident.cause != .job && incident.cause != .notice && incident.jobs.contains(jobID)
+            }
+            .min { (IncidentBook.number($0.id), $0.id) < (IncidentBook.number($1.id), $1.id) }
     }
 
     mutating func noteFleetIncident(_ id: String, _ text: String, at now: Int64) {

@@ -70,6 +70,9 @@ extension FleetController {
     mutating func resolveIncident(_ id: String, by who: String, rootCause: String, at now: Int64, _ out: inout [ControllerAction]) {
         guard let incident = state.incidents[id], incident.status != .resolved else { return }
         state.incidents.resolve(id, by: who, rootCause: rootCause, at: now, deadlines: &state.deadlines, out: &out)
+        for resolved in [id] + state.incidents.children(of: id).map(\.id) {
+            state.deadlines.set(.archiveIncident(incidentID: resolved), at: now + policy.retention.finished.milliseconds, &out)
+        }
         liftFreezes(of: id, by: who, at: now, &out)
     }
 

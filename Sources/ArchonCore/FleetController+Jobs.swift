@@ -41,6 +41,10 @@ extension FleetController {
     /// Records the next attempt; places it now, or when its backoff is over.
     mutating func queueAttempt(_ jobID: String, _ plan: PendingAttempt, at now: Int64, _ out: inout [ControllerAction]) {
         guard var job = state.jobs[jobID] else { return }
+        var plan = plan
+        if !plan.excludeNodes.isEmpty, plan.excludeUntilMs == nil {
+            plan.excludeUntilMs = now + policy.remediation.avoidNodesFor.milliseconds
+        }
         job.pending = plan
         job.status = .queued
         job.nodeID = ""
@@ -68,11 +72,16 @@ extension FleetController {
         guard var job = state.jobs[jobID], let plan = job.pending, job.hold == nil, job.status == .queued else { return false }
         guard let node = Placement.choose(
             plan.config.resources, nodes: nodes, reservations: reserved,
-            prefer: plan.preferNode, exclude: Set(plan.excludeNodes))
+            prefer: plan.preferNode, exclude: plan.excluded(at: now))
         else {
-            let avoiding = plan.excludeNodes.isEmpty ? "" : " (avoiding \(plan.excludeNodes.joined(separator: ", ")))"
+            let avoided = plan.excluded(at: now).sorted()
+            let avoiding = avoided.isEmpty ? "" : " (avoiding \(avoided.joined(separator: ", ")) until \(Timestamp.iso8601(plan.excludeUntilMs ?? now)))"
             job.statusDetail = "waiting for a node with room for \(Placement.describe(plan.config.resources))\(avoiding)"
             state.jobs[jobID] = job
+            if !avoided.isEmpty, let until = plan.excludeUntilMs, until > now {
+                // When the avoid list expires the avoided nodes are candidates again: try then.
+                state.deadlines.set(.restartDue(jobID: jobID), at: until, &out)
+            }
             return false
         }
         startAttempt(&job, on: node, plan: plan, at: now, &out)
@@ -96,7 +105,7 @@ extension FleetController {
         let freshStart = resume.isEmpty && plan.resumeBeforeEpoch != nil
         job.history.append(AttemptRecord(
             attempt: attempt, nodeID: node, action: plan.action, configChange: plan.configChange,
-            resumeFrom: resume, assignedAtMs: now))
+            resumeFrom: resume, freshStart: freshStart, assignedAtMs: now))
         job.attempt = attempt
         job.nodeID = node
         job.desiredNode = node
@@ -113,18 +122,12 @@ extension FleetController {
     }
 
     /// What the core's assignments hold per node.
-    func reservations() -> [String: Reservation] {
-        var out: [String: Reservation] = [:]
-        for job in state.jobs.values where !job.nodeID.isEmpty && (job.status == .running || job.status == .queued) {
-            out[job.nodeID, default: Reservation()].add(job.config.resources)
-        }
-        return out
-    }
+    func reservations() -> [String: Reservation] { state.jobs.reserved }
 
     /// Places every job waiting for room, oldest first.
     mutating func placeWaitingJobs(at now: Int64, _ out: inout [ControllerAction]) {
-        let waiting = state.jobs.values
-            .filter { $0.status == .queued && $0.nodeID.isEmpty && $0.hold == nil && ($0.pending?.dueMs ?? .max) <= now }
+        let waiting = state.jobs.waiting.compactMap { state.jobs[$0] }
+            .filter { ($0.pending?.dueMs ?? .max) <= now }
             .sorted { ($0.queuedSinceMs, $0.submittedAtMs, $0.spec.id) < ($1.queuedSinceMs, $1.submittedAtMs, $1.spec.id) }
         guard !waiting.isEmpty else { return }
         let schedulable = nodes
@@ -331,6 +334,7 @@ extension FleetController {
                 job.statusDetail = "stopped outside the controller"
                 job.desiredNode = ""
             }
+            jobFinished(jobID, Reason(symptom: "job stopped", evidence: "the agent reported a stop request", rule: "a finished job leaves the desired state"), at: now, &out)
             placeWaitingJobs(at: now, &out)
         case .failed(let finding):
             fail(jobID, finding, processMayBeAlive: false, at: now, &out)
@@ -347,6 +351,7 @@ extension FleetController {
             HealthyObservation(jobID: jobID, nodeID: job.nodeID, kind: job.kind, timeMs: now),
             keepSince: now - correlationHorizon)
         updateJobIncident(jobID, status: "completed on attempt \(job.attempt)", at: now, &out)
+        jobFinished(jobID, Reason(symptom: "job completed", evidence: "job \(jobID) completed on attempt \(job.attempt)", rule: "a finished job leaves the desired state"), at: now, &out)
         placeWaitingJobs(at: now, &out)
     }
 
@@ -488,6 +493,19 @@ extension FleetController {
         state.deadlines.cancel(.restartDue(jobID: jobID), &out)
         state.deadlines.cancel(.startDeadline(jobID: jobID), &out)
         escalateJob(jobID, finding, level: level, severity: severity, status: status, rule: rule, at: now, &out)
+        jobFinished(jobID, Reason(finding.symptom, evidence: status, rule: "a failed job leaves the desired state"), at: now, &out)
+    }
+
+    /// The job reached a terminal status: no key of it stays in `archon_desired`, and it leaves the hot
+    /// state once `retention.finished` has passed.
+    mutating func jobFinished(_ jobID: String, _ reason: Reason, at now: Int64, _ out: inout [ControllerAction]) {
+        guard var job = state.jobs[jobID], job.status.isTerminal else { return }
+        if !job.desiredNode.isEmpty {
+            out.append(.stop(jobID: jobID, nodeID: job.desiredNode, attempt: job.attempt, reason: reason))
+            job.desiredNode = ""
+            state.jobs[jobID] = job
+        }
+        state.deadlines.set(.archiveJob(jobID: jobID), at: now + policy.retention.finished.milliseconds, &out)
     }
 
     /// Parks the job: its next attempt waits for an operator (dataset) or a resolution (freeze).
@@ -508,7 +526,7 @@ extension FleetController {
 
     /// Releases held jobs: their pending attempt is due now.
     mutating func release(where matches: (JobHold) -> Bool, at now: Int64, _ out: inout [ControllerAction]) {
-        let held = state.jobs.values.filter { $0.hold.map(matches) ?? false }.sorted { $0.spec.id < $1.spec.id }
+        let held = state.jobs.held.compactMap { state.jobs[$0] }.filter { $0.hold.map(matches) ?? false }.sorted { $0.spec.id < $1.spec.id }
         for job in held {
             let id = job.spec.id
             update(id) { job in
@@ -553,6 +571,7 @@ extension FleetController {
         state.deadlines.cancel(.restartDue(jobID: jobID), &out)
         state.deadlines.cancel(.startDeadline(jobID: jobID), &out)
         updateJobIncident(jobID, status: "stopped by \(who)", at: now, &out)
+        jobFinished(jobID, reason, at: now, &out)
         placeWaitingJobs(at: now, &out)
     }
 }

@@ -19,11 +19,13 @@ extension FleetController {
     mutating func applyNodeStatus(_ status: NodeStatus, eventTimeMs: Int64, at now: Int64, _ out: inout [ControllerAction]) {
         guard var node = state.nodes[status.nodeID], eventTimeMs >= node.statusTimeMs else { return }
         let grew = node.capacity != status.capacity
+        let pressureBefore = node.pressure
         node.status = status
         node.statusTimeMs = eventTimeMs
         node.pressure = ResourcePressure.of(status, threshold: policy.correlation.systemResource.threshold)
         state.nodes[status.nodeID] = node
-        evaluateNodePressure(at: now, &out)
+        // The fleet-wide fraction only moves when a node's pressure does: no walk over every node per status.
+        if node.pressure != pressureBefore { evaluateNodePressure(at: now, &out) }
         if grew { placeWaitingJobs(at: now, &out) }
     }
 
@@ -38,8 +40,8 @@ extension FleetController {
         node.health = .offline
         state.nodes[nodeID] = node
         let evidence = "node \(nodeID) silent since \(Timestamp.iso8601(node.lastSeenMs)) (limit \(policy.detection.nodeSilence))"
-        let onNode = state.jobs.values
-            .filter { $0.nodeID == nodeID && ($0.status == .running || $0.status == .queued) && !($0.current?.isOver ?? true) }
+        let onNode = state.jobs.active(on: nodeID).compactMap { state.jobs[$0] }
+            .filter { !($0.current?.isOver ?? true) }
             .map(\.spec.id).sorted()
         for jobID in onNode {
             fail(jobID, Finding(symptom: .nodeFault, evidence: evidence, failureTimeMs: node.lastSeenMs), processMayBeAlive: true, at: now, &out)

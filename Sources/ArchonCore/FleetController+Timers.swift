@@ -18,7 +18,20 @@ extension FleetController {
             state.incidents.climb(incidentID, from: level, at: now, ladder: ladder, deadlines: &state.deadlines, out: &out)
         case .nodeSilence(let nodeID):
             checkNodeSilence(nodeID, at: now, &out)
+        case .archiveJob(let jobID):
+            archiveJob(jobID, at: now, &out)
+        case .archiveIncident(let incidentID):
+            if let incident = state.incidents.archive(incidentID) { out.append(.archive(.incident(incident))) }
         }
+    }
+
+    /// The retention of a finished job is over: it leaves the hot state (a job revived since is kept).
+    private mutating func archiveJob(_ jobID: String, at now: Int64, _ out: inout [ControllerAction]) {
+        guard let job = state.jobs[jobID], job.status.isTerminal else { return }
+        state.jobs[jobID] = nil
+        state.correlation.forget(jobID)
+        for id in state.deadlines.owned(by: .job(jobID)).keys { state.deadlines.cancel(id, &out) }
+        out.append(.archive(.job(job)))
     }
 
     /// The live attempt `attempt` of a job, if it is the current one and still running.
@@ -43,7 +56,8 @@ extension FleetController {
         guard let plan = job.pending, plan.dueMs <= now else { return }  // still in backoff: its own deadline follows
         let largest = onlineNodes.filter { !$0.cordoned }.max { $0.capacity.memoryBytes < $1.capacity.memoryBytes }
         var hint = largest.map { "; largest schedulable node: \($0.id) (\(Placement.describe($0.capacity)))" } ?? "; no schedulable node"
-        if !plan.excludeNodes.isEmpty { hint += "; avoiding \(plan.excludeNodes.joined(separator: ", ")), where it failed" }
+        let avoided = plan.excluded(at: now).sorted()
+        if !avoided.isEmpty { hint += "; avoiding \(avoided.joined(separator: ", ")), where it failed" }
         let finding = Finding(
             symptom: .stuckQueued,
             evidence: "queued since \(Timestamp.iso8601(job.queuedSinceMs)) (over \(timeout)): no node has room for \(Placement.describe(plan.config.resources))\(hint)",

@@ -4,8 +4,9 @@ public import ArchonModel
 ///
 /// Pure and deterministic: no I/O, no clock, no timers of its own. Time is Unix milliseconds. Each input is a
 /// `mutating func` named after what happened; the shell performs the returned actions in order and persists
-/// ``state`` (it is `Codable`). After a restart, build the controller from the saved state and call
-/// ``leadershipAcquired(fencingEpoch:at:)``, which re-arms every timer.
+/// what ``takeChanges()`` names (``stored(_:)`` gives each entity's value). After a restart, build the controller
+/// from the stored entities, call ``leadershipAcquired(fencingEpoch:at:)``, which re-arms every timer, and once the
+/// event backlog is read, ``fleetHeardAgain(at:)``.
 ///
 /// Fencing: the shell passes the leader lease revision to ``leadershipAcquired(fencingEpoch:at:)``; every
 /// assignment carries it.
@@ -21,17 +22,30 @@ public struct FleetController: Sendable {
         self.state = state
     }
 
+    /// A controller resuming from stored entities (``stored(_:)`` wrote them, in any order).
+    public init(policy: Policy, entities: some Sequence<StoredEntity>, at now: Int64) {
+        self.init(policy: policy)
+        state = FleetState(entities: entities, keepObservationsSince: now - correlationHorizon)
+    }
+
     var ladder: EscalationLadder { EscalationLadder(levels: policy.escalation.levels) }
+
+    // MARK: - Storage
+
+    /// The entities written since the last call: what the shell must store (or delete) for the inputs since.
+    public mutating func takeChanges() -> Set<EntityKey> { state.takeChanges() }
+
+    /// The value to store for an entity; nil when it is gone.
+    public func stored(_ key: EntityKey) -> StoredEntity? { state.stored(key) }
 
     // MARK: - Inputs
 
     /// This controller became leader with lease revision `fencingEpoch`: every pending timer is scheduled
-    /// again and overdue deadlines are handled now.
+    /// again. Overdue deadlines wait for ``fleetHeardAgain(at:)``, once the shell has read the event backlog:
+    /// judged before, every node would look silent.
     public mutating func leadershipAcquired(fencingEpoch: UInt64, at now: Int64) -> [ControllerAction] {
         state.fencingEpoch = fencingEpoch
-        var out = state.deadlines.all.map { ControllerAction.scheduleTimer($0.id, atMs: $0.atMs) }
-        out += tick(at: now)
-        return out
+        return state.deadlines.all.map { ControllerAction.scheduleTimer($0.id, atMs: $0.atMs) }
     }
 
     /// A job spec was submitted: validated (all problems at once), stored, placed.
@@ -175,6 +189,14 @@ public struct FleetController: Sendable {
     public func dataset(_ id: String) -> DatasetRecord? { state.datasets[id] }
     /// Every incident, oldest first.
     public var incidents: [Incident] { state.incidents.all }
+    /// Open or acknowledged incidents per level (a walk over the open ones only).
+    public var openIncidentsByLevel: [EscalationLevel: Int] {
+        var counts: [EscalationLevel: Int] = [:]
+        for id in state.incidents.openKeys.values {
+            if let incident = state.incidents[id] { counts[incident.level, default: 0] += 1 }
+        }
+        return counts
+    }
     /// One incident, attached ones included.
     public func incident(_ id: String) -> Incident? { state.incidents[id] }
     /// The post-incident review of a resolved incident.

@@ -1,16 +1,17 @@
 import ArchonModel
 
-/// Everything the controller decides from, persisted as one value (KV) and restored after a restart.
+/// Everything the controller decides from, restored after a restart.
 ///
-/// Read it through ``FleetController``'s accessors; only the controller's inputs change it.
+/// Read it through ``FleetController``'s accessors; only the controller's inputs change it. It is stored as
+/// entities (``EntityKey``, ``StoredEntity``): ``takeChanges()`` says which ones a batch wrote.
 public struct FleetState: Codable, Sendable, Hashable {
-    /// Jobs by id, terminal ones included.
-    public internal(set) var jobs: [String: JobRecord] = [:]
+    /// Jobs by id, finished ones included until their retention ends (then they are archived).
+    public internal(set) var jobs = JobTable()
     /// Nodes by id, as their agents describe them.
-    public internal(set) var nodes: [String: NodeRecord] = [:]
+    public internal(set) var nodes = EntityMap<NodeRecord>()
     /// The dataset registry.
-    public internal(set) var datasets: [String: DatasetRecord] = [:]
-    /// Every incident, open or resolved.
+    public internal(set) var datasets = EntityMap<DatasetRecord>()
+    /// Every incident, open or resolved (resolved ones until their retention ends).
     public internal(set) var incidents = IncidentBook()
     /// Recent failures and healthy signs for the fleet rules.
     public internal(set) var correlation = CorrelationWindow()

@@ -36,20 +36,52 @@ struct IncidentDraft: Sendable {
 /// An incident inside a fleet incident (`parentID` set) is kept and updated but never pages and never climbs.
 /// Notices (cause `.notice`) page once and never climb.
 public struct IncidentBook: Codable, Sendable, Hashable {
-    /// Incidents by id.
-    public private(set) var incidents: [String: Incident] = [:]
-    /// Dedup key → id of the incident open (or acknowledged) for it.
+    /// Incidents by id (the hot state: archived ones are gone).
+    public private(set) var incidents = EntityMap<Incident>()
+    /// Dedup key → id of the incident open (or acknowledged) for it. Derived from the incidents.
     public private(set) var openKeys: [String: String] = [:]
-    /// Ids in the order they were opened.
-    public private(set) var order: [String] = []
     /// Number of the next incident id (`INC-<n>`).
-    public private(set) var nextNumber = 1
+    public internal(set) var nextNumber = 1
 
     /// No incidents.
     public init() {}
 
     /// Every incident, oldest first.
-    public var all: [Incident] { order.compactMap { incidents[$0] } }
+    public var all: [Incident] {
+        incidents.values.sorted { (Self.number($0.id), $0.id) < (Self.number($1.id), $1.id) }
+    }
+
+    static func number(_ id: String) -> Int { Int(id.dropFirst(4)) ?? 0 }
+
+    /// Restores an incident read from storage (not a change); the dedup index follows it.
+    mutating func load(_ incident: Incident) {
+        incidents.load(incident.id, incident)
+        if incident.status != .resolved { openKeys[incident.dedupKey] = incident.id }
+        nextNumber = Swift.max(nextNumber, Self.number(incident.id) + 1)
+    }
+
+    /// Removes a resolved incident from the hot state (it goes to the archive); returns it.
+    mutating func archive(_ id: String) -> Incident? {
+        guard let incident = incidents[id], incident.status == .resolved else { return nil }
+        incidents[id] = nil
+        return incident
+    }
+
+    mutating func takeChanged() -> Set<String> { incidents.takeChanged() }
+
+    private enum CodingKeys: String, CodingKey { case incidents, nextNumber }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        for incident in try c.decode([String: Incident].self, forKey: .incidents).values { load(incident) }
+        nextNumber = try c.decode(Int.self, forKey: .nextNumber)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(incidents, forKey: .incidents)
+        try c.encode(nextNumber, forKey: .nextNumber)
+    }
 
     /// The incident with this id.
     public subscript(id: String) -> Incident? { incidents[id] }
@@ -155,7 +187,6 @@ public struct IncidentBook: Codable, Sendable, Hashable {
         }
         incidents[id] = incident
         openKeys[draft.dedupKey] = id
-        order.append(id)
         if draft.parentID.isEmpty {
             publish(.opened, incident, at: now, reason: reason, &out)
         } else if var parent = incidents[draft.parentID] {

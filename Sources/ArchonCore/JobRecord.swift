@@ -33,6 +33,8 @@ public struct AttemptRecord: Codable, Sendable, Hashable {
     /// What changed against the previous attempt, e.g. "batchSize 64 -> 32, gradientAccumulationSteps 1 -> 2".
     public internal(set) var configChange: String
     public internal(set) var resumeFrom: String
+    /// The assignment told the agent to start from scratch (no checkpoint predates the failure).
+    public internal(set) var freshStart = false
     public internal(set) var assignedAtMs: Int64
     public internal(set) var acceptedAtMs: Int64 = 0
     public internal(set) var startedAtMs: Int64 = 0
@@ -86,6 +88,14 @@ public struct PendingAttempt: Codable, Sendable, Hashable {
     public var preferNode: String
     /// Resume from a checkpoint written before this epoch (diverged epochs are not resumed from).
     public var resumeBeforeEpoch: Int?
+    /// When `excludeNodes` stops applying (`remediation.avoidNodesFor` after the attempt was queued).
+    public var excludeUntilMs: Int64? = nil
+
+    /// The nodes still avoided at `now`.
+    func excluded(at now: Int64) -> Set<String> {
+        guard let until = excludeUntilMs, now >= until else { return Set(excludeNodes) }
+        return []
+    }
 }
 
 /// Why a job is paused.

@@ -12,11 +12,28 @@ public struct Reservation: Sendable, Hashable {
     public init() {}
 
     mutating func add(_ r: Resources) {
-        memoryBytes += r.memoryBytes
+        memoryBytes = Self.saturatingAdd(memoryBytes, r.memoryBytes)
         cpuCores += r.cpuCores
         if r.gpuCount > 0 { gpus[r.gpuClass, default: 0] += r.gpuCount }
-        diskBytes += r.diskBytes
+        diskBytes = Self.saturatingAdd(diskBytes, r.diskBytes)
         jobs += 1
+    }
+
+    /// Takes back what ``add(_:)`` added.
+    mutating func remove(_ r: Resources) {
+        memoryBytes -= Swift.min(memoryBytes, r.memoryBytes)
+        cpuCores = Swift.max(0, cpuCores - r.cpuCores)
+        if r.gpuCount > 0 {
+            gpus[r.gpuClass] = Swift.max(0, gpus[r.gpuClass, default: 0] - r.gpuCount)
+            if gpus[r.gpuClass] == 0 { gpus[r.gpuClass] = nil }
+        }
+        diskBytes -= Swift.min(diskBytes, r.diskBytes)
+        jobs = Swift.max(0, jobs - 1)
+    }
+
+    private static func saturatingAdd(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : sum
     }
 }
 

@@ -10,6 +10,7 @@ public struct Policy: Codable, Sendable, Hashable {
     public var correlation = CorrelationPolicy()
     public var escalation = EscalationPolicy()
     public var validation = ValidationPolicy()
+    public var retention = RetentionPolicy()
 
     public init() {}
 
@@ -86,6 +87,18 @@ public struct RemediationPolicy: Codable, Sendable, Hashable {
         GPUUpgrade(from: "h100-80gb", to: "h200-141gb"),
     ]
     public var ladders = Ladders()
+    /// How long a re-placed job keeps avoiding the nodes it failed on; after that every node is a candidate
+    /// again (a node fault may have been repaired, and an avoid list must never strand a job for good).
+    public var avoidNodesFor = PolicyDuration.hours(1)
+
+    public init() {}
+}
+
+/// How long finished things stay in the controller's hot state.
+public struct RetentionPolicy: Codable, Sendable, Hashable {
+    /// Completed, failed and stopped jobs, and resolved incidents, move to the archive this long after they
+    /// ended; `archon job show` and `incident show` still read them there.
+    public var finished = PolicyDuration.hours(24 * 7)
 
     public init() {}
 }

@@ -16,7 +16,7 @@ extension FixedWidthInteger {
     }
 
     /// `self + other`, or the nearest bound where that overflows.
-    func addingSaturated(_ other: Self) -> Self {
+    public func addingSaturated(_ other: Self) -> Self {
         let (sum, overflow) = addingReportingOverflow(other)
         guard overflow else { return sum }
         return other > 0 ? .max : .min

@@ -17,6 +17,9 @@ public struct SpecProblem: Codable, Sendable, Hashable, CustomStringConvertible 
 
 /// The runbook's "validate before training": every problem of a spec at once, each one a person can act on.
 public struct SpecValidator: Sendable {
+    /// About 115 days: longer timeouts are typing errors, and the core computes deadlines from them.
+    public static let maxTimeoutSeconds = 10_000_000
+
     /// The checks' limits.
     public var policy: ValidationPolicy
 
@@ -65,8 +68,9 @@ public struct SpecValidator: Sendable {
         if c.gradientClipping.enabled, !(c.gradientClipping.maxNorm > 0 && c.gradientClipping.maxNorm.isFinite) {
             fail("config.gradientClipping.maxNorm", "must be > 0 when clipping is enabled, got \(c.gradientClipping.maxNorm)")
         }
-        for (name, value) in [("perEpochSeconds", c.timeouts.perEpochSeconds), ("totalSeconds", c.timeouts.totalSeconds), ("heartbeatSeconds", c.timeouts.heartbeatSeconds)] where value < 0 {
-            fail("config.timeouts.\(name)", "must be >= 0 (0 = the policy default), got \(value)")
+        for (name, value) in [("perEpochSeconds", c.timeouts.perEpochSeconds), ("totalSeconds", c.timeouts.totalSeconds), ("heartbeatSeconds", c.timeouts.heartbeatSeconds)]
+        where value < 0 || value > Self.maxTimeoutSeconds {
+            fail("config.timeouts.\(name)", "must be 0...\(Self.maxTimeoutSeconds) seconds (0 = the policy default), got \(value)")
         }
         for (name, value) in [("everyEpochs", c.checkpoint.everyEpochs), ("everySteps", c.checkpoint.everySteps), ("keepLast", c.checkpoint.keepLast)] where value < 0 {
             fail("config.checkpoint.\(name)", "must be >= 0, got \(value)")

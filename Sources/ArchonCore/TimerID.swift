@@ -20,6 +20,10 @@ public enum TimerID: Codable, Sendable, Hashable, Comparable, CustomStringConver
     case responseDue(incidentID: String, level: EscalationLevel)
     /// The node must have been heard from by then, else it is lost.
     case nodeSilence(nodeID: String)
+    /// The finished job's retention is over: it moves from the hot state to the archive.
+    case archiveJob(jobID: String)
+    /// The resolved incident's retention is over: it moves from the hot state to the archive.
+    case archiveIncident(incidentID: String)
 
     public var description: String {
         switch self {
@@ -30,6 +34,21 @@ public enum TimerID: Codable, Sendable, Hashable, Comparable, CustomStringConver
         case .restartDue(let job): "restart-due/\(job)"
         case .responseDue(let incident, let level): "response-due/\(incident)/\(level.rawValue)"
         case .nodeSilence(let node): "node-silence/\(node)"
+        case .archiveJob(let job): "archive-job/\(job)"
+        case .archiveIncident(let incident): "archive-incident/\(incident)"
+        }
+    }
+
+    /// The entity whose stored record carries this deadline.
+    public var owner: EntityKey {
+        switch self {
+        case .startDeadline(let job), .progressDeadline(let job, _), .epochDeadline(let job, _), .attemptDeadline(let job, _),
+            .restartDue(let job), .archiveJob(let job):
+            .job(job)
+        case .responseDue(let incident, _), .archiveIncident(let incident):
+            .incident(incident)
+        case .nodeSilence(let node):
+            .node(node)
         }
     }
 
@@ -37,9 +56,14 @@ public enum TimerID: Codable, Sendable, Hashable, Comparable, CustomStringConver
 }
 
 /// Every deadline the core is waiting for; the source of truth behind ``TimerID`` timers.
+///
+/// Each deadline belongs to an entity (``TimerID/owner``) and is stored with it; the index by owner makes
+/// that cheap, and the owners whose deadlines changed are reported like changed entities.
 public struct Deadlines: Codable, Sendable, Hashable {
     /// When each deadline falls, Unix milliseconds.
     public private(set) var due: [TimerID: Int64] = [:]
+    private var byOwner: [EntityKey: Set<TimerID>] = [:]
+    private var changedOwners: Set<EntityKey> = []
 
     /// No deadlines.
     public init() {}
@@ -47,13 +71,13 @@ public struct Deadlines: Codable, Sendable, Hashable {
     /// Sets (or moves) a deadline and asks the shell for a timer.
     mutating func set(_ id: TimerID, at ms: Int64, _ out: inout [ControllerAction]) {
         if due[id] == ms { return }
-        due[id] = ms
+        store(id, ms)
         out.append(.scheduleTimer(id, atMs: ms))
     }
 
     /// Drops a deadline that is no longer wanted and tells the shell.
     mutating func cancel(_ id: TimerID, _ out: inout [ControllerAction]) {
-        if due.removeValue(forKey: id) != nil {
+        if remove(id) {
             out.append(.cancelTimer(id))
         }
     }
@@ -61,8 +85,40 @@ public struct Deadlines: Codable, Sendable, Hashable {
     /// Removes a deadline that has come due (the timer already fired: nothing to tell).
     mutating func take(_ id: TimerID, now: Int64) -> Bool {
         guard let at = due[id], at <= now else { return false }
-        due.removeValue(forKey: id)
+        return remove(id)
+    }
+
+    private mutating func store(_ id: TimerID, _ ms: Int64) {
+        due[id] = ms
+        byOwner[id.owner, default: []].insert(id)
+        changedOwners.insert(id.owner)
+    }
+
+    private mutating func remove(_ id: TimerID) -> Bool {
+        guard due.removeValue(forKey: id) != nil else { return false }
+        byOwner[id.owner]?.remove(id)
+        if byOwner[id.owner]?.isEmpty == true { byOwner[id.owner] = nil }
+        changedOwners.insert(id.owner)
         return true
+    }
+
+    /// The deadlines an entity carries.
+    func owned(by owner: EntityKey) -> [TimerID: Int64] {
+        var out: [TimerID: Int64] = [:]
+        for id in byOwner[owner] ?? [] { out[id] = due[id] }
+        return out
+    }
+
+    /// Replaces an entity's deadlines with those read from storage (not a change).
+    mutating func load(_ owner: EntityKey, _ timers: [TimerID: Int64]) {
+        for id in byOwner[owner] ?? [] { due[id] = nil }
+        byOwner[owner] = timers.isEmpty ? nil : Set(timers.keys)
+        for (id, at) in timers { due[id] = at }
+    }
+
+    mutating func takeChangedOwners() -> Set<EntityKey> {
+        defer { changedOwners = [] }
+        return changedOwners
     }
 
     /// Deadlines due at `now`, earliest first, ties by id.
@@ -76,4 +132,20 @@ public struct Deadlines: Codable, Sendable, Hashable {
     public var all: [(id: TimerID, atMs: Int64)] {
         due.sorted { $0.value != $1.value ? $0.value < $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
     }
+
+    private enum CodingKeys: String, CodingKey { case due }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        for (id, at) in try c.decode([TimerID: Int64].self, forKey: .due) { store(id, at) }
+        changedOwners = []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(due, forKey: .due)
+    }
+
+    public static func == (a: Self, b: Self) -> Bool { a.due == b.due }
+    public func hash(into hasher: inout Hasher) { hasher.combine(due) }
 }

@@ -11,7 +11,7 @@ import Testing
         _ = fleet.start("job-1")
         _ = fleet.start("job-2")
         fleet.advance(minute)
-        #expect(decisions(fleet.exit("job-1", failure: .datasetNotFound)) == ["opened INC-1 L1 Training Failure Escalation - job-1"])
+        #expect(decisions(fleet.exit("job-1", failure: .datasetNotFound)) == ["opened INC-1 L1 Training Failure Escalation - job-1", "stop job-1#1 on n1"])
         fleet.advance(minute)
         let actions = fleet.exit("job-2", failure: .datasetNotFound)
         #expect(decisions(actions) == [

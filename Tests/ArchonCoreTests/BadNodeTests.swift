@@ -58,8 +58,8 @@ import Testing
         var policy = Policy.noBackoff
         policy.remediation.ladders.crash.steps = []  // every crash escalates at once
         var fleet = fleetWithThreeJobsOnN1(policy: policy)
-        #expect(decisions(fleet.exit("job-a", code: 1)) == ["opened INC-1 L1 Training Failure Escalation - job-a"])
-        #expect(decisions(fleet.exit("job-b", code: 1)) == ["opened INC-2 L1 Training Failure Escalation - job-b"])
+        #expect(decisions(fleet.exit("job-a", code: 1)) == ["opened INC-1 L1 Training Failure Escalation - job-a", "stop job-a#1 on n1"])
+        #expect(decisions(fleet.exit("job-b", code: 1)) == ["opened INC-2 L1 Training Failure Escalation - job-b", "stop job-b#1 on n1"])
         #expect(decisions(fleet.exit("job-c", code: 1)) == [
             "cordon n1",
             "opened INC-3 L3 Training Failure Escalation - node n1",

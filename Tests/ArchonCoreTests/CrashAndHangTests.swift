@@ -22,7 +22,7 @@ import Testing
         #expect(delays == [10 * second, 20 * second, 40 * second])
         _ = fleet.start("job-1")
         let actions = fleet.exit("job-1", code: 1)
-        #expect(decisions(actions) == ["opened INC-1 L1 Training Failure Escalation - job-1"])
+        #expect(decisions(actions) == ["opened INC-1 L1 Training Failure Escalation - job-1", "stop job-1#4 on n1"])
         #expect(fleet.incident("INC-1").stepsTaken.map(\.action) == Array(repeating: "restart from the latest checkpoint with the same config", count: 3))
         #expect(fleet.job("job-1").history.map(\.outcome).first == "failed: crash mid-training — unexpected exit 139: Segmentation fault")
     }

@@ -15,6 +15,8 @@ import Testing
             "cancel attempt-deadline/job-1/1",
             "timer response-due/INC-1/L1 @15m30s",
             "opened INC-1 L1 Training Failure Escalation - job-1",
+            "stop job-1#1 on n1",
+            "timer archive-job/job-1 @7d30s",
         ])
         let job = fleet.job("job-1")
         #expect(job.status == .failed)
@@ -35,7 +37,7 @@ import Testing
         _ = fleet.submit(spec("job-1"))
         _ = fleet.start("job-1")
         let actions = fleet.exit("job-1", failure: .permissionDenied, detail: "PermissionError: [Errno 13] /data/ds-1")
-        #expect(decisions(actions) == ["opened INC-1 L2 Training Failure Escalation - job-1"])
+        #expect(decisions(actions) == ["opened INC-1 L2 Training Failure Escalation - job-1", "stop job-1#1 on n1"])
         let incident = fleet.incident("INC-1")
         #expect(incident.severity == .critical)
         #expect(incident.symptoms.last == "security concern: permission denied for job job-1 (team 'vision'); check IAM roles and API key scopes")

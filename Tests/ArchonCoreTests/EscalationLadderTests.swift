@@ -54,7 +54,7 @@ import Testing
     @Test func resolvingClosesTheIncidentAndFreesItsKey() throws {
         var fleet = fleetWithAnL2Incident()
         let resolved = try fleet.controller.incidentResolved("INC-1", by: "maria", rootCause: "shard 17 truncated by a failed upload", at: fleet.now + minute)
-        #expect(lines(resolved) == ["cancel response-due/INC-1/L2", "resolved INC-1 L2 Training Failure Escalation - job-1"])
+        #expect(lines(resolved) == ["cancel response-due/INC-1/L2", "resolved INC-1 L2 Training Failure Escalation - job-1", "timer archive-incident/INC-1 @7d2m"])
         #expect(throws: OperatorError.self) { try fleet.controller.incidentAcknowledged("INC-1", by: "x", at: fleet.now) }
         #expect(throws: OperatorError.self) { try fleet.controller.incidentAcknowledged("INC-9", by: "x", at: fleet.now) }
         #expect(fleet.controller.state.incidents.open(forKey: "job:job-1") == nil)

@@ -138,6 +138,10 @@ func lines(_ actions: [ControllerAction]) -> [String] {
             "timer \(id) @\(PolicyDuration.format(milliseconds: at - t0, compact: true))"
         case .cancelTimer(let id):
             "cancel \(id)"
+        case .archive(.job(let job)):
+            "archive job \(job.spec.id)"
+        case .archive(.incident(let incident)):
+            "archive incident \(incident.id)"
         }
     }
 }

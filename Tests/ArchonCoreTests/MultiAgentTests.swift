@@ -55,7 +55,7 @@ import Testing
         #expect(transcript == [
             "stop job-1#1 on n1", "assign job-1#2 → n2",
             "stop job-1#2 on n2", "assign job-1#3 → n3",
-            "opened INC-1 L1 Training Failure Escalation - job-1",
+            "opened INC-1 L1 Training Failure Escalation - job-1", "stop job-1#3 on n3",
         ])
     }
 }

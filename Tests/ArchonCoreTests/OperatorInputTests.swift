@@ -10,7 +10,7 @@ import Testing
         _ = fleet.submit(spec("job-1"))
         _ = fleet.start("job-1")
         let actions = try fleet.controller.jobStopRequested("job-1", by: "kim", at: fleet.now)
-        #expect(lines(actions) == ["cancel attempt-deadline/job-1/1", "stop job-1#1 on n1"])
+        #expect(lines(actions) == ["cancel attempt-deadline/job-1/1", "stop job-1#1 on n1", "timer archive-job/job-1 @7d"])
         #expect(firstReason(actions.filter { if case .stop = $0 { true } else { false } })?.evidence == "kim stopped job job-1")
         #expect(fleet.job("job-1").status == .stopped)
         // The agent reports the kill: nothing restarts it.

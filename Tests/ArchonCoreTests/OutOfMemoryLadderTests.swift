@@ -54,6 +54,8 @@ import Testing
             "cancel attempt-deadline/job-1/4",
             "timer response-due/INC-1/L1 @24m10s",
             "opened INC-1 L1 Training Failure Escalation - job-1",
+            "stop job-1#4 on n1",
+            "timer archive-job/job-1 @7d9m10s",
         ])
         let incident = fleet.incident("INC-1")
         #expect(incident.cause == .job && incident.severity == .high && incident.jobs == ["job-1"] && incident.nodes == ["n1"])

@@ -41,6 +41,6 @@ import Testing
         #expect(placed == ["assign job-1#1 → n1", "assign job-2#1 → n2", "assign job-3#1 → n1", "assign job-4#1 → n2"])
         #expect(fleet.job("job-5").status == .queued && fleet.job("job-5").nodeID.isEmpty)
         _ = fleet.start("job-1")
-        #expect(decisions(fleet.complete("job-1")) == ["assign job-5#1 → n1"])
+        #expect(decisions(fleet.complete("job-1")) == ["stop job-1#1 on n1", "assign job-5#1 → n1"])
     }
 }

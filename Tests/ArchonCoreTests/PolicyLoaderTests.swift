@@ -75,7 +75,7 @@ import Testing
             }
             """) == [
             "policy.json:3: detection.queueTimeot: unknown key; did you mean \"queueTimeout\"?",
-            "policy.json:5: paging: unknown key; known keys here: correlation, detection, escalation, remediation, validation",
+            "policy.json:5: paging: unknown key; known keys here: correlation, detection, escalation, remediation, retention, validation",
         ])
     }
 

@@ -51,8 +51,10 @@ import Testing
         #expect(restored == fleet.controller.state)
 
         var replacement = FleetController(policy: fleet.controller.policy, state: restored)
-        let resumed = replacement.leadershipAcquired(fencingEpoch: 7, at: fleet.now + 10 * second)
+        var resumed = replacement.leadershipAcquired(fencingEpoch: 7, at: fleet.now + 10 * second)
         #expect(lines(resumed).contains("timer restart-due/job-1 @10s"))
+        #expect(assignments(resumed).isEmpty)  // nothing is judged before the backlog is read
+        resumed += replacement.fleetHeardAgain(at: fleet.now + 10 * second)
         let assignment = try #require(assignments(resumed).first)
         #expect(assignment.attempt == 2 && assignment.fencingEpoch == 7 && assignment.spec.config.batchSize == 32)
     }

@@ -35,11 +35,12 @@ import Testing
         _ = fleet.submit(spec("job-2", dataset: "ds-2"))
         _ = fleet.start("job-1")
         _ = fleet.start("job-2")
-        #expect(decisions(fleet.exit("job-1", failure: .permissionDenied)) == ["opened INC-1 L2 Training Failure Escalation - job-1"])
+        #expect(decisions(fleet.exit("job-1", failure: .permissionDenied)) == ["opened INC-1 L2 Training Failure Escalation - job-1", "stop job-1#1 on n1"])
         let actions = fleet.exit("job-2", failure: .permissionDenied)
         #expect(decisions(actions) == [
             "opened INC-2 L2 Training Failure Escalation - security: permission denied across jobs",
             "updated INC-1 L2 Training Failure Escalation - job-1",
+            "stop job-2#1 on n2",
         ])
         #expect(fleet.incident("INC-2").jobs == ["job-1", "job-2"])
         #expect(fleet.controller.incidents.count == 3)

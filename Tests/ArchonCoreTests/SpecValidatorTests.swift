@@ -44,7 +44,7 @@ import Testing
             "config.lrSchedule.decayRate: must be > 0 and <= 1 for a exponential schedule, got 0.0",
             "config.lrSchedule.decaySteps: must be >= 1 for a exponential schedule, got 0",
             "config.gradientClipping.maxNorm: must be > 0 when clipping is enabled, got 0.0",
-            "config.timeouts.perEpochSeconds: must be >= 0 (0 = the policy default), got -5",
+            "config.timeouts.perEpochSeconds: must be 0...10000000 seconds (0 = the policy default), got -5",
             "config.resources.gpuClass: required when gpuCount is 1",
             "config.dataset: dataset 'ds-9' not found; ready datasets: ds-1, ds-2",
             "config.resources: no node in the fleet can run this job: it needs 64 GiB memory, 1× ; largest node: n1 (32 GiB memory, 8 CPU cores, 1× a100-40gb)",

@@ -36,7 +36,7 @@ import Testing
         #expect(fleet.incident("INC-1").symptoms == ["job stuck queued — queued since 2026-01-01T00:00:00Z (over 10m): no node has room for 48 GiB memory, 2 CPU cores; largest schedulable node: n1 (64 GiB memory, 16 CPU cores, 1× a100-40gb)"])
 
         fleet.at(12 * minute)
-        #expect(decisions(fleet.complete("big-1")) == ["assign big-2#1 → n1"])
+        #expect(decisions(fleet.complete("big-1")) == ["stop big-1#1 on n1", "assign big-2#1 → n1"])
         #expect(decisions(fleet.start("big-2")) == ["updated INC-1 L1 Training Failure Escalation - big-2"])
         #expect(fleet.incident("INC-1").currentStatus == "attempt 1 running on n1")
     }

@@ -1,0 +1,176 @@
+public import ArchonModel
+
+/// One stored piece of the fleet state: the unit the controller persists, one per job, node, dataset and
+/// incident, plus one small fleet-wide record. No piece grows with the fleet.
+public enum EntityKey: Hashable, Codable, Sendable, Comparable, CustomStringConvertible {
+    case job(String)
+    case node(String)
+    case dataset(String)
+    case incident(String)
+    /// Fencing epoch, incident numbering, fleet-wide freezes.
+    case fleet
+
+    /// The key in storage: `job.<id>`, `node.<id>`, `dataset.<id>`, `incident.<id>`, `fleet.record`. Ids are escaped so
+    /// that any id makes a valid NATS KV key (`[-/_=.A-Za-z0-9]`, no empty token): every byte outside
+    /// `[-_A-Za-z0-9]` becomes `=XX`.
+    public var description: String {
+        switch self {
+        case .job(let id): "job.\(Self.escape(id))"
+        case .node(let id): "node.\(Self.escape(id))"
+        case .dataset(let id): "dataset.\(Self.escape(id))"
+        case .incident(let id): "incident.\(Self.escape(id))"
+        case .fleet: "fleet.record"
+        }
+    }
+
+    /// Parses what ``description`` writes.
+    public init?(_ key: String) {
+        if key == "fleet.record" {
+            self = .fleet
+            return
+        }
+        guard let dot = key.firstIndex(of: "."), let id = Self.unescape(String(key[key.index(after: dot)...])), !id.isEmpty else {
+            return nil
+        }
+        switch key[..<dot] {
+        case "job": self = .job(id)
+        case "node": self = .node(id)
+        case "dataset": self = .dataset(id)
+        case "incident": self = .incident(id)
+        default: return nil
+        }
+    }
+
+    static func escape(_ id: String) -> String {
+        var out = ""
+        for byte in id.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "=" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+
+    static func unescape(_ text: String) -> String? {
+        var bytes: [UInt8] = []
+        var utf8 = Array(text.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "=") {
+                guard utf8.count >= 2, let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+                bytes.append(value)
+                utf8 = utf8.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: Swift.max(0, width - count)) + self }
+}
+
+/// A job as stored: its record, its deadlines, and its observations still inside the correlation window.
+public struct StoredJob: Codable, Sendable, Hashable {
+    public var record: JobRecord
+    public var timers: [TimerID: Int64]
+    public var failures: [FailureObservation]
+    public var healthy: [HealthyObservation]
+}
+
+/// A node as stored, with its silence deadline.
+public struct StoredNode: Codable, Sendable, Hashable {
+    public var record: NodeRecord
+    public var timers: [TimerID: Int64]
+}
+
+/// An incident as stored, with its response deadline.
+public struct StoredIncident: Codable, Sendable, Hashable {
+    public var incident: Incident
+    public var timers: [TimerID: Int64]
+}
+
+/// The small fleet-wide remainder of the state.
+public struct StoredFleet: Codable, Sendable, Hashable {
+    public var fencingEpoch: UInt64
+    public var nextIncidentNumber: Int
+    /// Symptoms frozen fleet-wide, by the (open) system-resource incident that froze them: a handful at most.
+    public var freezes: [String: [Symptom]]
+}
+
+/// The stored value of one ``EntityKey``.
+public enum StoredEntity: Codable, Sendable, Hashable {
+    case job(StoredJob)
+    case node(StoredNode)
+    case dataset(DatasetRecord)
+    case incident(StoredIncident)
+    case fleet(StoredFleet)
+}
+
+extension FleetState {
+    /// The entities written since the last call (each to be stored again, or deleted when gone). The fleet
+    /// record is always included: it is small.
+    public mutating func takeChanges() -> Set<EntityKey> {
+        var keys: Set<EntityKey> = [.fleet]
+        for id in jobs.takeChanged() { keys.insert(.job(id)) }
+        for id in nodes.takeChanged() { keys.insert(.node(id)) }
+        for id in datasets.takeChanged() { keys.insert(.dataset(id)) }
+        for id in incidents.takeChanged() { keys.insert(.incident(id)) }
+        for id in correlation.takeChangedJobs() { keys.insert(.job(id)) }
+        keys.formUnion(deadlines.takeChangedOwners())
+        return keys
+    }
+
+    /// The value to store for `key`; nil when the entity is gone (delete it from storage).
+    public func stored(_ key: EntityKey) -> StoredEntity? {
+        switch key {
+        case .job(let id):
+            guard let record = jobs[id] else { return nil }
+            let observations = correlation.observations(of: id)
+            return .job(StoredJob(record: record, timers: deadlines.owned(by: key), failures: observations.failures, healthy: observations.healthy))
+        case .node(let id):
+            return nodes[id].map { .node(StoredNode(record: $0, timers: deadlines.owned(by: key))) }
+        case .dataset(let id):
+            return datasets[id].map { .dataset($0) }
+        case .incident(let id):
+            return incidents[id].map { .incident(StoredIncident(incident: $0, timers: deadlines.owned(by: key))) }
+        case .fleet:
+            return .fleet(StoredFleet(fencingEpoch: fencingEpoch, nextIncidentNumber: incidents.nextNumber, freezes: freezes))
+        }
+    }
+
+    /// Rebuilds the state from stored entities (any order). Observations older than `keepSince` are dropped.
+    public init(entities: some Sequence<StoredEntity>, keepObservationsSince keepSince: Int64) {
+        self.init()
+        var failures: [FailureObservation] = []
+        var healthy: [HealthyObservation] = []
+        for entity in entities {
+            switch entity {
+            case .job(let job):
+                jobs.load(job.record.spec.id, job.record)
+                deadlines.load(.job(job.record.spec.id), job.timers)
+                failures += job.failures
+                healthy += job.healthy
+            case .node(let node):
+                nodes.load(node.record.id, node.record)
+                deadlines.load(.node(node.record.id), node.timers)
+            case .dataset(let dataset):
+                datasets.load(dataset.id, dataset)
+            case .incident(let stored):
+                incidents.load(stored.incident)
+                deadlines.load(.incident(stored.incident.id), stored.timers)
+            case .fleet(let fleet):
+                fencingEpoch = fleet.fencingEpoch
+                incidents.nextNumber = Swift.max(incidents.nextNumber, fleet.nextIncidentNumber)
+                freezes = fleet.freezes
+            }
+        }
+        correlation.load(failures: failures, healthy: healthy)
+        correlation.finishLoading(keepSince: keepSince)
+    }
+}
