@@ -60,9 +60,10 @@ public enum APIServer {
         router.get("readyz") { _, _ in
             let leader = await controller.isLeader
             let connected = await controller.natsConnected
+            let problem = await controller.stateProblem
             let body = ReadinessView(role: leader ? "leader" : "standby", nats: connected ? "connected" : "disconnected",
-                                     roleSince: await controller.roleSinceMs)
-            return json(body, status: connected ? .ok : .serviceUnavailable)
+                                     roleSince: await controller.roleSinceMs, state: problem.map { "unavailable: \($0)" } ?? "ok")
+            return json(body, status: connected && problem == nil ? .ok : .serviceUnavailable)
         }
         router.get("metrics") { _, _ in
             var buffer: [UInt8] = []
@@ -99,14 +100,14 @@ public enum APIServer {
         jobs.get(":id") { _, context in
             try require(.trainingRead, context)
             let id = try context.parameters.require("id")
-            guard let job = await controller.read({ $0.job(id) }) else { return notFound("job", id) }
+            guard let job = await controller.job(id) else { return notFound("job", id) }
             return json(JobView(job))
         }
         jobs.get(":id/logs") { request, context in
             try require(.trainingRead, context)
             let id = try context.parameters.require("id")
             let tail = request.uri.queryParameters.get("tail", as: Int.self) ?? 100
-            guard await controller.read({ $0.job(id) }) != nil else { return notFound("job", id) }
+            guard await controller.job(id) != nil else { return notFound("job", id) }
             do {
                 let reply = try await controller.logs(jobID: id, tail: tail)
                 if !reply.error.isEmpty { return error(.notFound, reply.error) }
@@ -190,7 +191,7 @@ public enum APIServer {
         incidents.get(":id") { _, context in
             try require(.trainingRead, context)
             let id = try context.parameters.require("id")
-            guard let incident = await controller.read({ $0.incident(id) }) else { return notFound("incident", id) }
+            guard let incident = await controller.incident(id) else { return notFound("incident", id) }
             return json(IncidentView(incident))
         }
         incidents.post(":id/ack") { _, context in
@@ -213,8 +214,8 @@ public enum APIServer {
         incidents.get(":id/report") { _, context in
             try require(.trainingRead, context)
             let id = try context.parameters.require("id")
-            guard await controller.read({ $0.incident(id) }) != nil else { return notFound("incident", id) }
-            guard let report = await controller.read({ $0.postIncidentReport(id) }) else {
+            guard let incident = await controller.incident(id) else { return notFound("incident", id) }
+            guard let report = PostIncidentReport(incident) else {
                 return error(.conflict, "incident '\(id)' is not resolved yet; its post-incident record exists once it is")
             }
             return Response(status: .ok, headers: [.contentType: "text/markdown; charset=utf-8"],
@@ -279,6 +280,8 @@ struct APIErrorMiddleware: RouterMiddleware {
             let status: HTTPResponse.Status = error.code == .incidentResolved ? .conflict : .notFound
             return APIServer.error(status, error.message)
         } catch let error as Controller.NotLeader {
+            return APIServer.error(.serviceUnavailable, error.description)
+        } catch let error as Controller.StateUnavailable {
             return APIServer.error(.serviceUnavailable, error.description)
         } catch let error as HTTPError where error.status == .notFound && error.body == nil {
             // The router's own 404: no such route (ours always name the missing object).

@@ -180,8 +180,11 @@ public struct ReadinessView: Codable, Sendable, Equatable {
     public var nats: String
     /// Unix ms when this replica took its current role (0 before the election first decided).
     public var roleSince: Int64
+    /// ok, or "unavailable: <why>" while the controller cannot store its state (it then acknowledges no event).
+    public var state: String
 
-    public init(role: String, nats: String, roleSince: Int64) {
+    public init(role: String, nats: String, roleSince: Int64, state: String = "ok") {
+        self.state = state
         self.role = role
         self.nats = nats
         self.roleSince = roleSince

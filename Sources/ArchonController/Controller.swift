@@ -6,24 +6,17 @@ import Foundation
 public import Logging
 public import ServiceLifecycle
 
-/// What the controller persists in KV `archon_state`, key `fleet`: the core's whole state, and the actions
-/// decided but maybe not yet performed (performed again after a crash; every action is idempotent).
-struct Snapshot: Codable, Sendable {
-    var state: FleetState
-    var pending: [ControllerAction]
-    var savedAtMs: Int64
-    var savedBy: String
-}
-
 /// The controller: turns the pure core into a running service.
 ///
 /// It consumes `archon.v1.events.>` from the stream `ARCHON_EVENTS` with a durable pull consumer, feeds each
-/// batch to the ``FleetController``, persists the resulting state (with the actions decided) in KV, performs
-/// the actions (assignments in KV `archon_desired`, escalations on `archon.v1.escalations.<level>` and to the
-/// sinks, timers), and only then acknowledges the batch. A crash anywhere loses no event and applies none
-/// twice: unacknowledged events come back, and the core ignores (job, attempt, sequence) it has seen.
+/// batch to the ``FleetController``, stores what the batch changed (with the actions that must survive a crash)
+/// through the ``StateStore``, performs the actions (assignments in KV `archon_desired`, escalations on
+/// `archon.v1.escalations.<level>` and to the sinks, timers), and only then acknowledges the batch. A crash
+/// anywhere loses no event and applies none twice: unacknowledged events come back, and the core ignores
+/// (job, attempt, sequence) it has seen. When the state cannot be stored, nothing is acknowledged, the controller
+/// goes back to what is stored, and a leader that cannot store for longer than its lease steps down.
 ///
-/// Only the leader (see ``LeaderElection``) consumes and acts; a standby serves reads from the persisted state.
+/// Only the leader (see ``LeaderElection``) consumes and acts; a standby serves reads from the stored state.
 public actor Controller: Service {
     public let config: ControllerConfig
     let policy: Policy
@@ -36,17 +29,31 @@ public actor Controller: Service {
     private(set) public var role: LeaderElection.Role = .standby(leader: nil)
     /// Unix ms when `role` last changed (0 until the election first decides).
     private(set) public var roleSinceMs: Int64 = 0
-    private var timers: [TimerID: Int64] = [:]
+    private var timers = TimerQueue()
     private var connection: NATSConnection?
     private var jetStream: JetStream?
     private var desiredKV: KeyValue?
-    private var stateKV: KeyValue?
+    private var store: StateStore?
+    private var election: LeaderElection?
     private var consumerTask: Task<Void, Never>?
-    /// Inputs are applied one at a time across suspension points (persist, perform): FIFO.
+    /// Inputs are applied one at a time across suspension points (store, perform): FIFO.
     private var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    public static let stateKey = "fleet"
+    /// Actions decided and stored but not yet performed (escalations, archive writes), by outbox key, and when
+    /// each may be tried next. They survive a crash in the store until performed.
+    private var outbox: [String: (action: ControllerAction, retryAt: ContinuousClock.Instant, tries: Int)] = [:]
+    private var outboxCounter: UInt64 = 0
+    /// Outbox entries performed, to be deleted from the store with the next batch.
+    private var performedOutbox: [String] = []
+    /// Why the state cannot be stored now, and since when; nil when it can.
+    private(set) public var stateProblem: String?
+    private var stateFailingSince: ContinuousClock.Instant?
+    /// The leader has read the event backlog since it took over or NATS came back: until then no timer fires
+    /// (silence during an outage is the controller's, not the fleet's).
+    private(set) public var caughtUp = false
+    /// A desired-state write failed: reconcile soon instead of at the next period.
+    private var reconcileSoon = false
 
     /// Unix milliseconds now.
     public static let wallClockMillis: @Sendable () -> Int64 = { UnixTime.nowMillis() }
@@ -73,11 +80,13 @@ public actor Controller: Service {
         jetStream = js
         try await Fleet.ensureStreams(js, replicas: config.replicas)
         desiredKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.desiredBucket, replicas: config.replicas))
-        stateKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.stateBucket, history: 5, replicas: config.replicas))
+        store = try await StateStore.open(js, replicas: config.replicas, writer: config.id,
+                                          flushInterval: .milliseconds(Int(config.stateFlushSeconds * 1000)), logger: logger, metrics: metrics)
         let leaderKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.leaderBucket, replicas: config.replicas))
         let election = LeaderElection(kv: leaderKV, id: config.id, leaseTime: .milliseconds(Int(config.leaseSeconds * 1000)), logger: logger)
+        self.election = election
         let roles = await election.changes()
-        await loadSnapshot()
+        _ = await reload()
 
         // Each task returns whether it is the shutdown signal; the others run until cancelled
         // (some, like the sinks with none configured, end at once).
@@ -88,10 +97,16 @@ public actor Controller: Service {
                 for await role in roles { await self.roleChanged(role) }
                 return false
             }
+            group.addTask {
+                for await event in connection.events { await self.connectionChanged(event) }
+                return false
+            }
             group.addTask { await self.timerLoop(); return false }
+            group.addTask { await self.reconcileLoop(); return false }
             group.addTask { await self.standbyRefreshLoop(); return false }
             group.addTask {
                 try? await gracefulShutdown()
+                await self.shutdownFlush()
                 await election.resign()
                 return true
             }
@@ -115,16 +130,7 @@ public actor Controller: Service {
         roleSinceMs = now()
         switch newRole {
         case .leader(let epoch):
-            await serialized {
-                await loadSnapshot()
-                var actions = pendingFromSnapshot
-                pendingFromSnapshot = []
-                actions += core.leadershipAcquired(fencingEpoch: epoch, at: now())
-                for dataset in config.datasets where core.dataset(dataset.id)?.dataset != dataset {
-                    actions += core.datasetRegistered(dataset, at: now())
-                }
-                await commit(actions)
-            }
+            await serialized { await takeOver(epoch: epoch) }
             startConsumer()
         case .standby:
             consumerTask?.cancel()
@@ -132,32 +138,81 @@ public actor Controller: Service {
             timers.removeAll()
             heldSince.removeAll()
             givenUp.removeAll()
+            caughtUp = false
         }
     }
 
-    private var pendingFromSnapshot: [ControllerAction] = []
+    /// Reads the stored state, takes the fencing epoch, repairs the desired state. Timers wait for the backlog.
+    /// Called under `serialized`.
+    private func takeOver(epoch: UInt64) async {
+        caughtUp = false
+        guard await reload() else { return }  // the consumer loop retries while stateProblem is set
+        timers.removeAll()
+        var actions = core.leadershipAcquired(fencingEpoch: epoch, at: now())
+        for dataset in config.datasets where core.dataset(dataset.id)?.dataset != dataset {
+            actions += core.datasetRegistered(dataset, at: now())
+        }
+        try? await commit(actions)
+        reconcileSoon = true
+    }
 
-    private func loadSnapshot(unlessLeader: Bool = false) async {
-        guard let stateKV else { return }
+    /// Replaces the core and the outbox with what is stored. False (and `stateProblem` set) when it cannot be read.
+    @discardableResult
+    private func reload() async -> Bool {
+        guard let store else { return false }
+        let started = ContinuousClock.now
         do {
-            guard let entry = try await stateKV.get(Self.stateKey) else { return }
-            // A standby's refresh still in flight when leadership came must not replace the leader's state
-            // (it would roll back the fencing epoch and whatever the leader decided since).
-            if unlessLeader, isLeader { return }
-            let snapshot = try JSONDecoder.archon.decode(Snapshot.self, from: Data(entry.value))
-            core = FleetController(policy: policy, state: snapshot.state)
-            pendingFromSnapshot = snapshot.pending
+            let loaded = try await store.load()
+            core = FleetController(policy: policy, entities: loaded.entities, at: now())
+            outbox = loaded.outbox.mapValues { ($0, ContinuousClock.now, 0) }
+            outboxCounter = 0
+            performedOutbox = []
+            let seconds = Double((ContinuousClock.now - started).nanoseconds) / 1e9
+            metrics.stateLoadSeconds.record(seconds)
+            logger.info("controller.state.loaded", metadata: [
+                "state.entities": "\(loaded.entities.count)", "state.journal_records": "\(loaded.journalRecords)",
+                "state.bytes": "\(loaded.bytes)", "state.outbox": "\(loaded.outbox.count)", "duration_s": "\(seconds)",
+            ])
+            return true
         } catch {
-            logger.error("controller.state.load_failed", metadata: ["error": "\(error)"])
+            stateFailed(error, during: "load")
+            return false
         }
     }
 
-    /// A standby keeps its read model fresh for the API.
+    /// A standby keeps its read model fresh for the API; the bigger the state, the less often it reloads.
     private func standbyRefreshLoop() async {
+        var pause = Duration.seconds(1)
         while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(1))
-            if !isLeader { await loadSnapshot(unlessLeader: true) }
+            try? await Task.sleep(for: pause)
+            guard !isLeader, let store else { continue }
+            let started = ContinuousClock.now
+            guard let loaded = try? await store.load() else { continue }
+            // Leadership may have come while loading: the leader's state must not be replaced.
+            if isLeader { continue }
+            core = FleetController(policy: policy, entities: loaded.entities, at: now())
+            pause = max(.seconds(1), (ContinuousClock.now - started) * 5)
         }
+    }
+
+    private func connectionChanged(_ event: NATSConnectionEvent) {
+        switch event {
+        case .disconnected:
+            // Nothing arrives while NATS is away: the silence that follows is ours, not the nodes'.
+            caughtUp = false
+            logger.warning("controller.nats.disconnected")
+        case .reconnected(let url):
+            caughtUp = false
+            logger.info("controller.nats.reconnected", metadata: ["nats.url": "\(url)"])
+        case .closed, .error:
+            break
+        }
+    }
+
+    /// At a clean stop, everything journaled reaches KV (the next start reads little journal).
+    private func shutdownFlush() async {
+        guard isLeader, let store else { return }
+        await serialized { await store.flush() }
     }
 
     // MARK: Inputs
@@ -181,7 +236,14 @@ public actor Controller: Service {
         }
     }
 
-    /// Applies an operator input to the core, persists and performs what it decided. Standbys refuse.
+    /// The state cannot be stored now: the change was not made.
+    public struct StateUnavailable: Error, CustomStringConvertible {
+        public let problem: String
+        public var description: String { "the controller cannot store its state right now (\(problem)); nothing was changed, try again" }
+    }
+
+    /// Applies an operator input to the core, stores and performs what it decided. Standbys refuse; when the
+    /// state cannot be stored, nothing is changed and ``StateUnavailable`` is thrown.
     @discardableResult
     public func apply(_ input: @Sendable (inout FleetController, Int64) throws -> [ControllerAction]) async throws -> [ControllerAction] {
         guard isLeader else {
@@ -189,8 +251,13 @@ public actor Controller: Service {
             throw NotLeader(leader: nil)
         }
         return try await serialized {
+            if let stateProblem { throw StateUnavailable(problem: stateProblem) }
             let actions = try input(&core, now())
-            await commit(actions)
+            do {
+                try await commit(actions)
+            } catch {
+                throw StateUnavailable(problem: "\(error)")
+            }
             return actions
         }
     }
@@ -198,20 +265,78 @@ public actor Controller: Service {
     /// Read access to the core's state.
     public func read<T: Sendable>(_ body: @Sendable (FleetController) -> T) -> T { body(core) }
 
-    /// Persist state with the actions, then perform them. Called under `serialized`.
-    private func commit(_ actions: [ControllerAction]) async {
-        await persist(pending: actions)
-        await perform(actions)
-        metrics.incidents(core.incidents)
+    /// A job from the hot state, else from the archive.
+    public func job(_ id: String) async -> JobRecord? {
+        if let job = core.job(id) { return job }
+        return try? await store?.archivedJob(id)
     }
 
-    private func persist(pending: [ControllerAction]) async {
-        guard let stateKV else { return }
-        let snapshot = Snapshot(state: core.state, pending: pending, savedAtMs: now(), savedBy: config.id)
+    /// An incident from the hot state, else from the archive.
+    public func incident(_ id: String) async -> Incident? {
+        if let incident = core.incident(id) { return incident }
+        return try? await store?.archivedIncident(id)
+    }
+
+    /// Stores what the inputs changed with the actions that must survive a crash, then performs the actions.
+    /// Throws when the state could not be stored: then nothing may be acknowledged or answered, and the core
+    /// is ahead of what is stored until ``reload()``. Called under `serialized`.
+    private func commit(_ actions: [ControllerAction]) async throws {
+        guard let store else { return }
+        var durable: [(String, ControllerAction?)] = performedOutbox.map { ($0, nil) }
+        var added: [(String, ControllerAction)] = []
+        for action in actions where action.outlivesCrash {
+            outboxCounter += 1
+            let key = "\(StateStore.outboxPrefix)\(config.id.filter { $0.isLetter || $0.isNumber })-\(roleSinceMs)-\(String(outboxCounter).leftPadded(12))"
+            durable.append((key, action))
+            added.append((key, action))
+        }
+        let changes = core.takeChanges().map { ($0, core.stored($0)) }
         do {
-            try await stateKV.put(Self.stateKey, Array(try JSONEncoder.archon.encode(snapshot)))
+            try await store.commit(changes, outbox: durable)
         } catch {
-            logger.error("controller.state.save_failed", metadata: ["error": "\(error)"])
+            stateFailed(error, during: "commit")
+            throw error
+        }
+        if stateProblem != nil {
+            logger.notice("controller.state.recovered")
+            stateProblem = nil
+            stateFailingSince = nil
+            metrics.stateUnavailable.record(0)
+        }
+        performedOutbox = []
+        for (key, action) in added { outbox[key] = (action, ContinuousClock.now, 0) }
+        await perform(actions.filter { !$0.outlivesCrash })
+        await performOutbox()
+        if actions.contains(where: { if case .publishEscalation = $0 { true } else { false } }) {
+            metrics.openIncidents(core.openIncidentsByLevel)
+        }
+    }
+
+    /// The store refused a write or a read: nothing more is acknowledged until it works again.
+    private func stateFailed(_ error: any Error, during what: String) {
+        metrics.stateWriteFailures.increment()
+        metrics.stateUnavailable.record(1)
+        if stateProblem == nil { stateFailingSince = ContinuousClock.now }
+        stateProblem = "\(what): \(error)"
+        logger.error("controller.state.unavailable", metadata: [
+            "error": "\(error)", "reason": "state not stored: events are not acknowledged and writes answer 503 until it is",
+        ])
+    }
+
+    /// After a failed store: back to what is stored, then on as a fresh leader. A leader that cannot store for
+    /// longer than its lease steps down, so that a controller that can takes over.
+    private func recover() async {
+        guard case .leader(let epoch) = role else { return }
+        let recovered = await serialized { () -> Bool in
+            guard stateProblem != nil else { return true }
+            await takeOver(epoch: epoch)
+            return stateProblem == nil
+        }
+        if recovered { return }
+        if let since = stateFailingSince, ContinuousClock.now - since > .milliseconds(Int(config.leaseSeconds * 1000)) {
+            logger.error("controller.state.step_down", metadata: ["reason": "state not stored for longer than the lease; another controller may"])
+            stateFailingSince = ContinuousClock.now
+            await election?.resign()
         }
     }
 
@@ -225,7 +350,17 @@ public actor Controller: Service {
     private func consumeLoop() async {
         guard let js = jetStream else { return }
         var consumer: PullConsumer?
+        var backoff = Duration.milliseconds(250)
         while !Task.isCancelled, isLeader {
+            if stateProblem != nil {
+                await recover()
+                if stateProblem != nil {
+                    try? await Task.sleep(for: backoff)
+                    backoff = min(backoff * 2, .seconds(5))
+                    continue
+                }
+                backoff = .milliseconds(250)
+            }
             do {
                 if consumer == nil {
                     consumer = try await js.pullConsumer(
@@ -233,8 +368,12 @@ public actor Controller: Service {
                         ackWait: .milliseconds(Int(config.ackWaitSeconds * 1000)))
                 }
                 let batch = try await consumer!.fetch(batch: config.fetchBatch, timeout: .milliseconds(500))
-                if batch.isEmpty { continue }
+                if batch.isEmpty {
+                    if !caughtUp { await backlogRead() }
+                    continue
+                }
                 await serialized { await handle(batch) }
+                if !caughtUp, stateProblem == nil, batch.last?.metadata?.pending == 0 { await backlogRead() }
             } catch {
                 logger.warning("controller.consume.failed", metadata: ["error": "\(error)"])
                 consumer = nil
@@ -243,7 +382,19 @@ public actor Controller: Service {
         }
     }
 
-    /// Decode, decide, persist, perform, then acknowledge: in that order.
+    /// The backlog is read: the fleet gets fresh silence windows, then timers run again.
+    private func backlogRead() async {
+        await serialized {
+            guard !caughtUp, isLeader, stateProblem == nil, natsConnected else { return }
+            do {
+                try await commit(core.fleetHeardAgain(at: now()))
+                caughtUp = true
+                logger.info("controller.backlog.read", metadata: ["reason": "every node was granted a fresh silence window; timers run again"])
+            } catch {}
+        }
+    }
+
+    /// Decode, check, decide, store, perform, then acknowledge: in that order.
     private func handle(_ batch: [JetStreamMessage]) async {
         let started = ContinuousClock.now
         var actions: [ControllerAction] = []
@@ -259,7 +410,7 @@ public actor Controller: Service {
             }
             let subjectNode = String(parts[3])
             let subjectJob = String(parts[4])
-            let event: TrainingEvent
+            var event: TrainingEvent
             do {
                 event = try TrainingEvent.decode(message.payload)
             } catch {
@@ -272,33 +423,60 @@ public actor Controller: Service {
             if event.nodeID != subjectNode || !jobMatches {
                 metrics.eventsConsumed.increment()
                 metrics.spoofedEvents.increment()
+                let detail = "an event on \(message.subject) claims node '\(event.nodeID)' and job '\(event.jobID)'; rejected, not applied"
                 logger.error("controller.event.spoofed", metadata: [
                     "nats.subject": "\(message.subject)", "event.node": "\(event.nodeID)", "event.job": "\(event.jobID)",
                 ])
-                // The core raises the security concern; the message is never redelivered.
-                actions += core.eventReceived(event, subjectNode: subjectNode, at: now())
+                // Never applied: the core only hears of the security concern. Never redelivered.
+                actions += core.securityViolationReported(nodeID: subjectNode, detail: detail, at: now())
                 rejected.append(message)
                 continue
             }
+            let (clean, problems) = EventSanitizer.sanitize(event, at: now())
+            if !problems.isEmpty {
+                metrics.sanitizedEvents.increment()
+                logger.warning("controller.event.sanitized", metadata: [
+                    "nats.subject": "\(message.subject)", "job.id": "\(event.jobID)", "problems": "\(problems.joined(separator: "; "))",
+                ])
+                event = clean
+            }
             if mustWait(event, message) {
                 held.append(message)
+                continue
+            }
+            if let deliveries = message.metadata?.deliveries, deliveries > UInt64(max(1, config.maxDeliveries)) {
+                metrics.deliveryLimitReached.increment()
+                logger.error("controller.event.delivery_limit", metadata: [
+                    "nats.subject": "\(message.subject)", "deliveries": "\(deliveries)",
+                    "reason": "delivered \(deliveries) times without being applied; terminated so that it cannot stop the controller",
+                ])
+                rejected.append(message)
                 continue
             }
             metrics.eventsConsumed.increment()
             actions += core.eventReceived(event, subjectNode: subjectNode, at: now())
             accepted.append(message)
         }
-        await commit(actions)
+        do {
+            try await commit(actions)
+        } catch {
+            // Nothing of this batch is stored: all of it comes back once the state can be stored again.
+            for message in batch {
+                do { try message.nak(delay: .seconds(1)) } catch { logger.warning("controller.nak.failed", metadata: ["error": "\(error)"]) }
+            }
+            return
+        }
         for message in accepted {
             do { try message.ack() } catch { logger.warning("controller.ack.failed", metadata: ["error": "\(error)"]) }
         }
+        let holdDelay = Duration.milliseconds(max(250, Int(config.ackWaitSeconds * 250)))
         for message in held {
-            do { try message.nak(delay: .milliseconds(250)) } catch { logger.warning("controller.nak.failed", metadata: ["error": "\(error)"]) }
+            do { try message.nak(delay: holdDelay) } catch { logger.warning("controller.nak.failed", metadata: ["error": "\(error)"]) }
         }
         for message in rejected {
             do { try message.term() } catch { logger.warning("controller.term.failed", metadata: ["error": "\(error)"]) }
         }
-        if let lag = batch.last?.metadata?.pending { metrics.consumerLag.record(Int64(lag)) }
+        if let lag = batch.last?.metadata?.pending { metrics.consumerLag.record(Int64(clamping: lag)) }
         metrics.decisionLatency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
     }
 
@@ -316,9 +494,9 @@ public actor Controller: Service {
     /// after which the missing event is taken as lost (agents send every event; this is a safety net).
     private func mustWait(_ event: TrainingEvent, _ message: JetStreamMessage) -> Bool {
         guard !event.jobID.isEmpty, let sequence = message.metadata?.streamSequence,
-              let applied = core.job(event.jobID)?.history.first(where: { $0.attempt == event.attempt })?.sequences
+              let applied = core.job(event.jobID)?.history.last(where: { $0.attempt == event.attempt })?.sequences
         else { return false }
-        let missing = applied.contiguous + 1
+        let missing = applied.contiguous.addingSaturated(1)
         let key = "\(event.jobID)/\(event.attempt)"
         guard event.sequence > missing, !applied.contains(event.sequence), givenUp[key] != missing else {
             heldSince[sequence] = nil
@@ -340,6 +518,7 @@ public actor Controller: Service {
 
     // MARK: Actions
 
+    /// Performs what needs no outbox: desired-state writes (reconciliation repairs any that fail) and timers.
     private func perform(_ actions: [ControllerAction]) async {
         for action in actions {
             metrics.action(action.kindName)
@@ -361,19 +540,12 @@ public actor Controller: Service {
                 await retrying("stop \(key)") { try await self.desiredKV?.delete(key) }
                 logger.info("controller.stop", metadata: ["job.id": "\(jobID)", "node.id": "\(nodeID)", "job.attempt": "\(attempt)",
                                                           "reason": "\(reason)"])
-            case .publishEscalation(let escalation, let reason):
-                let subject = "archon.v1.escalations.\(escalation.incident.level.rawValue)"
-                let id = "\(escalation.incident.id).\(escalation.kind.rawValue).\(escalation.incident.level.rawValue).\(escalation.timeMs)"
-                await retrying("publish \(subject)") { _ = try await self.jetStream?.publish(subject, escalation.encoded(), messageID: id) }
-                sinks.deliver(escalation)
-                logger.notice("controller.escalation", metadata: [
-                    "incident.id": "\(escalation.incident.id)", "incident.kind": "\(escalation.kind.rawValue)",
-                    "incident.level": "\(escalation.incident.level.rawValue)", "reason": "\(reason)",
-                ])
             case .scheduleTimer(let id, let atMs):
-                timers[id] = atMs
+                timers.schedule(id, at: atMs)
             case .cancelTimer(let id):
-                timers[id] = nil
+                timers.cancel(id)
+            case .publishEscalation, .archive:
+                break  // through the outbox
             case .cordon, .uncordon, .pauseRetries, .resumeRetries, .freezeRemediation, .unfreezeRemediation, .rejectJob:
                 // State changes the core already holds; the shell only reports them.
                 logger.notice("controller.action", metadata: ["action": "\(action.kindName)", "reason": "\(action.reason.map { "\($0)" } ?? "")"])
@@ -381,38 +553,135 @@ public actor Controller: Service {
         }
     }
 
+    /// Performs the outbox entries that are due, oldest first; a failed one waits (backing off) and blocks nothing.
+    private func performOutbox() async {
+        let due = outbox.filter { $0.value.retryAt <= ContinuousClock.now }.keys.sorted()
+        for key in due {
+            guard let entry = outbox[key] else { continue }
+            do {
+                switch entry.action {
+                case .publishEscalation(let escalation, let reason):
+                    let subject = "archon.v1.escalations.\(escalation.incident.level.rawValue)"
+                    let id = "\(escalation.incident.id).\(escalation.kind.rawValue).\(escalation.incident.level.rawValue).\(escalation.timeMs)"
+                    guard let jetStream else { return }
+                    _ = try await jetStream.publish(subject, escalation.encoded(), messageID: id)
+                    sinks.deliver(escalation)
+                    logger.notice("controller.escalation", metadata: [
+                        "incident.id": "\(escalation.incident.id)", "incident.kind": "\(escalation.kind.rawValue)",
+                        "incident.level": "\(escalation.incident.level.rawValue)", "reason": "\(reason)",
+                    ])
+                case .archive(let record):
+                    try await store?.archive(record)
+                case .assign, .stop, .cordon, .uncordon, .pauseRetries, .resumeRetries, .freezeRemediation, .unfreezeRemediation,
+                     .rejectJob, .scheduleTimer, .cancelTimer:
+                    break
+                }
+                metrics.action(entry.action.kindName)
+                outbox[key] = nil
+                performedOutbox.append(key)
+            } catch {
+                metrics.actionFailures.increment()
+                let tries = entry.tries + 1
+                let wait = Duration.milliseconds(min(30_000, 100 << min(tries, 9)))
+                outbox[key] = (entry.action, ContinuousClock.now + wait, tries)
+                logger.warning("controller.perform.failed", metadata: [
+                    "action": "\(entry.action.kindName)", "attempt": "\(tries)", "error": "\(error)",
+                    "reason": "kept in the stored outbox; tried again in \(wait)",
+                ])
+            }
+        }
+    }
+
     private func retrying(_ what: String, _ body: @Sendable () async throws -> Void) async {
-        var delay = Duration.milliseconds(100)
-        for attempt in 1...5 {
+        var delay = Duration.milliseconds(50)
+        for attempt in 1...3 {
             do {
                 try await body()
                 return
             } catch {
                 logger.warning("controller.perform.failed", metadata: ["action": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])
-                try? await Task.sleep(for: delay)
+                if attempt < 3 { try? await Task.sleep(for: delay) }
                 delay *= 2
             }
         }
-        // Still in the persisted pending actions: performed again when leadership is next acquired.
-        logger.error("controller.perform.gave_up", metadata: ["action": "\(what)"])
+        // The core's state still says what the desired state must hold: reconciliation writes it.
+        metrics.actionFailures.increment()
+        reconcileSoon = true
+        logger.error("controller.perform.deferred", metadata: ["action": "\(what)", "reason": "left to reconciliation"])
+    }
+
+    // MARK: Reconciliation
+
+    /// Compares `archon_desired` with the core at takeover, after a failed write, and every `reconcileSeconds`.
+    private func reconcileLoop() async {
+        var last = ContinuousClock.now
+        var pause = Duration.seconds(1)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(200))
+            guard isLeader, stateProblem == nil else { continue }
+            let periodic = ContinuousClock.now - last >= .milliseconds(Int(config.reconcileSeconds * 1000))
+            guard reconcileSoon && ContinuousClock.now - last >= pause || periodic else { continue }
+            last = ContinuousClock.now
+            if await reconcileDesired() {
+                pause = .seconds(1)
+            } else {
+                pause = min(pause * 2, .seconds(30))
+            }
+        }
+    }
+
+    /// One pass of reconciliation; false when `archon_desired` could not be read or written.
+    @discardableResult
+    func reconcileDesired() async -> Bool {
+        guard let desiredKV else { return false }
+        reconcileSoon = false
+        var present: [DesiredEntry] = []
+        do {
+            let watch = try await desiredKV.watch(">")
+            for await event in watch {
+                guard case .entry(let entry) = event else { break }
+                guard entry.operation == .put, let dot = entry.key.firstIndex(of: ".") else { continue }
+                let node = String(entry.key[..<dot]), job = String(entry.key[entry.key.index(after: dot)...])
+                let assignment = try? JobAssignment.decode(entry.value)
+                let readable = assignment.map { $0.spec.id == job && $0.nodeID == node } ?? false
+                present.append(DesiredEntry(nodeID: node, jobID: job, attempt: readable ? assignment?.attempt : nil))
+            }
+            watch.stop()
+        } catch {
+            logger.warning("controller.reconcile.read_failed", metadata: ["error": "\(error)"])
+            reconcileSoon = true
+            return false
+        }
+        await serialized {
+            guard isLeader else { return }
+            let repairs = core.reconcileDesired(present)
+            guard !repairs.isEmpty else { return }
+            metrics.reconcileRepairs.increment(by: repairs.count)
+            for repair in repairs {
+                logger.notice("controller.reconcile.repair", metadata: ["action": "\(repair)"])
+            }
+            await perform(repairs)
+        }
+        return !reconcileSoon
     }
 
     // MARK: Timers
 
     private func timerLoop() async {
+        var idleFlush = ContinuousClock.now
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(100))
-            guard isLeader else { continue }
+            guard isLeader, caughtUp, stateProblem == nil else { continue }
             let t = now()
-            let due = timers.filter { $0.value <= t }.map(\.key).sorted()
-            guard !due.isEmpty else { continue }
+            let due = timers.popDue(atMs: t)
+            let outboxWaiting = !outbox.isEmpty || !performedOutbox.isEmpty
+            guard !due.isEmpty || (outboxWaiting && ContinuousClock.now - idleFlush > .milliseconds(500)) else { continue }
+            idleFlush = ContinuousClock.now
             await serialized {
+                guard isLeader, stateProblem == nil else { return }
                 var actions: [ControllerAction] = []
-                for id in due {
-                    timers[id] = nil
-                    actions += core.timerFired(id, at: now())
-                }
-                await commit(actions)
+                for id in due { actions += core.timerFired(id, at: now()) }
+                try? await commit(actions)
             }
         }
     }
@@ -421,7 +690,7 @@ public actor Controller: Service {
 
     /// The last lines of a job's output, asked of the agent of the node it runs (or ran) on.
     public func logs(jobID: String, tail: Int) async throws -> LogReply {
-        guard let job = core.job(jobID) else { throw OperatorError(.unknownJob, "job '\(jobID)' not found") }
+        guard let job = await job(jobID) else { throw OperatorError(.unknownJob, "job '\(jobID)' not found") }
         guard let node = job.current?.nodeID ?? (job.nodeID.isEmpty ? nil : job.nodeID), let connection else {
             return LogReply(error: "job '\(jobID)' has not run on any node yet")
         }
@@ -429,6 +698,23 @@ public actor Controller: Service {
                                                  timeout: .seconds(3))
         return try LogReply.decode(reply.payload)
     }
+}
+
+extension ControllerAction {
+    /// Escalations and archive writes are stored with the batch that decided them and performed until they
+    /// succeed; desired-state writes need not be (the state says what they must be), nor timers.
+    var outlivesCrash: Bool {
+        switch self {
+        case .publishEscalation, .archive: true
+        case .assign, .stop, .cordon, .uncordon, .pauseRetries, .resumeRetries, .freezeRemediation, .unfreezeRemediation,
+             .rejectJob, .scheduleTimer, .cancelTimer:
+            false
+        }
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 extension ControllerAction {
@@ -447,6 +733,7 @@ extension ControllerAction {
         case .rejectJob: "reject_job"
         case .scheduleTimer: "schedule_timer"
         case .cancelTimer: "cancel_timer"
+        case .archive: "archive"
         }
     }
 }

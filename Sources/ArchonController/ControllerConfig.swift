@@ -51,11 +51,20 @@ public struct ControllerConfig: Codable, Sendable {
     /// fetched reaches the next one after at most this long (and the events of those jobs wait for it).
     /// It is the durable consumer's ack wait: changing it on a running fleet means editing the consumer too.
     public var ackWaitSeconds: Double
+    /// An event delivered this many times without being applied is terminated (counted and logged), so that no
+    /// message can keep a controller crash-looping.
+    public var maxDeliveries: Int
+    /// Seconds between flushes of the state journal into KV `archon_state` (see docs/operations.md).
+    public var stateFlushSeconds: Double
+    /// Seconds between comparisons of `archon_desired` with the controller's state (also at takeover, and soon
+    /// after a failed write).
+    public var reconcileSeconds: Double
 
     public init(
         id: String = "controller-1", nats: String = "nats://127.0.0.1:4222", httpHost: String = "127.0.0.1", httpPort: Int = 8080,
         tokens: [APIToken] = [], sinks: [SinkConfig] = [], datasets: [Dataset] = [], policyFile: String? = nil,
-        leaseSeconds: Double = 10, replicas: Int = 1, fetchBatch: Int = 256, ackWaitSeconds: Double = 10
+        leaseSeconds: Double = 10, replicas: Int = 1, fetchBatch: Int = 256, ackWaitSeconds: Double = 10,
+        maxDeliveries: Int = 10, stateFlushSeconds: Double = 5, reconcileSeconds: Double = 60
     ) {
         self.id = id
         self.nats = nats
@@ -69,6 +78,9 @@ public struct ControllerConfig: Codable, Sendable {
         self.replicas = replicas
         self.fetchBatch = fetchBatch
         self.ackWaitSeconds = ackWaitSeconds
+        self.maxDeliveries = maxDeliveries
+        self.stateFlushSeconds = stateFlushSeconds
+        self.reconcileSeconds = reconcileSeconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -86,6 +98,9 @@ public struct ControllerConfig: Codable, Sendable {
         replicas = try c.decodeIfPresent(Int.self, forKey: .replicas) ?? d.replicas
         fetchBatch = try c.decodeIfPresent(Int.self, forKey: .fetchBatch) ?? d.fetchBatch
         ackWaitSeconds = try c.decodeIfPresent(Double.self, forKey: .ackWaitSeconds) ?? d.ackWaitSeconds
+        maxDeliveries = try c.decodeIfPresent(Int.self, forKey: .maxDeliveries) ?? d.maxDeliveries
+        stateFlushSeconds = try c.decodeIfPresent(Double.self, forKey: .stateFlushSeconds) ?? d.stateFlushSeconds
+        reconcileSeconds = try c.decodeIfPresent(Double.self, forKey: .reconcileSeconds) ?? d.reconcileSeconds
     }
 
     /// Reads a config file; errors name the file and what is wrong.

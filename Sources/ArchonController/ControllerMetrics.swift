@@ -9,15 +9,29 @@ struct ControllerMetrics: Sendable {
     let consumerLag = Gauge(label: "archon_consumer_lag_messages")
     let decisionLatency = Timer(label: "archon_decision_latency_seconds", preferredDisplayUnit: .seconds)
     let sinkFailures = Counter(label: "archon_sink_failures_total")
+    /// Events whose numbers were clamped or dropped at the boundary (NaN, ±Inf, out of range).
+    let sanitizedEvents = Counter(label: "archon_events_sanitized_total")
+    /// Messages delivered `maxDeliveries` times without being applied: terminated.
+    let deliveryLimitReached = Counter(label: "archon_events_rejected_total", dimensions: [("reason", "delivery_limit")])
+    let stateBatches = Counter(label: "archon_state_batches_total")
+    let stateBytesPerBatch = Recorder(label: "archon_state_batch_bytes")
+    let stateWriteFailures = Counter(label: "archon_state_write_failures_total")
+    let stateFlushes = Counter(label: "archon_state_flushes_total")
+    let stateLoadErrors = Counter(label: "archon_state_load_errors_total")
+    let stateLoadSeconds = Gauge(label: "archon_state_load_seconds")
+    /// 1 while the state cannot be written (the controller consumes nothing and answers writes with 503).
+    let stateUnavailable = Gauge(label: "archon_state_unavailable")
+    let reconcileRepairs = Counter(label: "archon_reconcile_repairs_total")
+    let actionFailures = Counter(label: "archon_action_failures_total")
 
     func action(_ kind: String) {
         Counter(label: "archon_actions_total", dimensions: [("kind", kind)]).increment()
     }
 
-    func incidents(_ incidents: [Incident]) {
+    /// Open incidents per level, from counts the caller keeps (never a walk over every incident).
+    func openIncidents(_ counts: [EscalationLevel: Int]) {
         for level in EscalationLevel.allCases {
-            let open = incidents.filter { $0.level == level && $0.status != .resolved }.count
-            Gauge(label: "archon_incidents_open", dimensions: [("level", level.rawValue)]).record(open)
+            Gauge(label: "archon_incidents_open", dimensions: [("level", level.rawValue)]).record(counts[level] ?? 0)
         }
     }
 }

@@ -10,8 +10,10 @@ public enum Fleet {
     public static let desiredBucket = "archon_desired"
     /// Controller leadership lease; its revision is the fencing epoch.
     public static let leaderBucket = "archon_leader"
-    /// Controller state.
+    /// Controller state: one key per job, node, dataset and incident (see the controller's StateStore).
     public static let stateBucket = "archon_state"
+    /// Finished jobs and resolved incidents after their retention, same keys as the state.
+    public static let archiveBucket = "archon_archive"
 
     public static func eventsSubject(node: String, job: String?) -> String {
         "archon.v1.events.\(node).\(job ?? "_node")"

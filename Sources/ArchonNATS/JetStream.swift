@@ -94,12 +94,16 @@ public final class JetStream: @unchecked Sendable {
 
     /// Publishes and waits for the stream's ack. A repeated `messageID` within the stream's duplicate
     /// window is acknowledged but not stored again (``PublishAck/duplicate``).
-    public func publish(_ subject: String, _ payload: [UInt8], messageID: String? = nil) async throws(NATSError) -> PublishAck {
+    ///
+    /// With `expectedLastSequence`, the stream stores the message only if its last sequence is that one: a
+    /// writer that is not alone (a deposed leader) is refused instead of interleaving.
+    public func publish(_ subject: String, _ payload: [UInt8], messageID: String? = nil, expectedLastSequence: UInt64? = nil) async throws(NATSError) -> PublishAck {
         try await connection.blocking.run { () throws(NATSError) -> PublishAck in
             let strings = CStrings()
             var opts = jsPubOptions()
             try check(jsPubOptions_Init(&opts), "jsPubOptions_Init")
             opts.MsgId = strings.add(messageID)
+            if let expectedLastSequence { opts.ExpectLastSeq = expectedLastSequence }
             var ack: UnsafeMutablePointer<jsPubAck>?
             var jerr = jsErrCode(rawValue: 0)
             let status = payload.withUnsafeBytes { bytes in
@@ -108,6 +112,46 @@ public final class JetStream: @unchecked Sendable {
             try check(status, "JetStream publish(\(subject))", jsError: jerr)
             defer { jsPubAck_Destroy(ack) }
             return PublishAck(stream: String(cString: ack!.pointee.Stream), sequence: ack!.pointee.Sequence, duplicate: ack!.pointee.Duplicate)
+        }
+    }
+
+    /// First and last sequence of a stream (last is 0 when it never held a message).
+    public func streamBounds(_ stream: String) async throws(NATSError) -> (first: UInt64, last: UInt64) {
+        try await connection.blocking.run { () throws(NATSError) -> (first: UInt64, last: UInt64) in
+            var info: UnsafeMutablePointer<jsStreamInfo>?
+            var jerr = jsErrCode(rawValue: 0)
+            try check(js_GetStreamInfo(&info, self.handle, stream, nil, &jerr), "stream info \(stream)", jsError: jerr)
+            defer { jsStreamInfo_Destroy(info) }
+            return (info!.pointee.State.FirstSeq, info!.pointee.State.LastSeq)
+        }
+    }
+
+    /// The message stored at `sequence`, or nil when there is none (deleted, purged, or never written).
+    public func message(_ stream: String, sequence: UInt64) async throws(NATSError) -> (subject: String, payload: [UInt8])? {
+        try await connection.blocking.run { () throws(NATSError) -> (subject: String, payload: [UInt8])? in
+            var msg: OpaquePointer?
+            var jerr = jsErrCode(rawValue: 0)
+            let status = js_GetMsg(&msg, self.handle, stream, sequence, nil, &jerr)
+            if status == NATS_NOT_FOUND || jerr.rawValue == 10037 { return nil }
+            try check(status, "get message \(stream)/\(sequence)", jsError: jerr)
+            defer { natsMsg_Destroy(msg) }
+            let subject = String(cString: natsMsg_GetSubject(msg))
+            let length = Int(natsMsg_GetDataLength(msg))
+            let payload = natsMsg_GetData(msg).map { data in
+                data.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+            } ?? []
+            return (subject, payload)
+        }
+    }
+
+    /// Removes every message below `sequence` from the stream.
+    public func purge(_ stream: String, below sequence: UInt64) async throws(NATSError) {
+        try await connection.blocking.run { () throws(NATSError) in
+            var opts = jsOptions()
+            try check(jsOptions_Init(&opts), "jsOptions_Init")
+            opts.Stream.Purge.Sequence = sequence
+            var jerr = jsErrCode(rawValue: 0)
+            try check(js_PurgeStream(self.handle, stream, &opts, &jerr), "purge \(stream) below \(sequence)", jsError: jerr)
         }
     }
 

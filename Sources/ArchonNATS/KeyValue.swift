@@ -150,6 +150,18 @@ public final class KeyValue: @unchecked Sendable {
         }
     }
 
+    /// Removes the delete markers older than `olderThan` (their keys stay deleted), so that a bucket whose keys
+    /// come and go does not keep one marker per key it ever held.
+    public func purgeDeletes(olderThan: Duration = .seconds(1800)) async throws(NATSError) {
+        let bucket = self.bucket
+        try await run { (kv) throws(NATSError) in
+            var opts = kvPurgeOptions()
+            try check(kvPurgeOptions_Init(&opts), "kvPurgeOptions_Init")
+            opts.DeleteMarkersOlderThan = olderThan.milliseconds * 1_000_000
+            try check(kvStore_PurgeDeletes(kv, &opts), "kv purge deletes \(bucket)")
+        }
+    }
+
     /// All keys that currently have a value.
     public func keys() async throws(NATSError) -> [String] {
         let bucket = self.bucket

@@ -105,14 +105,9 @@ extension FleetHarness {
         return try #require(try JSONSerialization.jsonObject(with: Data(reply.payload)) as? [String: Any])
     }
 
-    /// The controller's persisted state (KV `archon_state`, key `fleet`), as the next leader will read it.
+    /// The controller's stored state (KV `archon_state` plus the journal), as the next leader will read it.
     func persistedState() async throws -> FleetState {
-        struct Stored: Decodable { var state: FleetState }
-        let kv = try await js.keyValue(KeyValueConfig(bucket: Fleet.stateBucket, history: 5))
-        let entry = try #require(try await kv.get(Controller.stateKey))
-        let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
-        return try decoder.decode(Stored.self, from: Data(entry.value)).state
+        try await StateStore.read(js, at: UnixTime.nowMillis()).core.state
     }
 
     /// The assignment in KV `archon_desired` for `<node>.<job>`.

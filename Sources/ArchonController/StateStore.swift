@@ -1,0 +1,350 @@
+public import ArchonCore
+public import ArchonModel
+public import ArchonNATS
+import Foundation
+import Logging
+
+/// Where the controller's state lives in NATS: a journal of batches plus an incrementally flushed KV copy.
+///
+/// - Every batch of inputs (events, an operator action, timers) ends in one **journal record** on the stream
+///   `ARCHON_STATE_JOURNAL`: the entities the batch changed, in full, and the actions it decided that must survive a
+///   crash (the outbox). It is split into parts under the server's payload limit, each part published with a message
+///   id and the expected last sequence of the stream, so a second writer (a deposed leader) cannot interleave.
+///   Nothing the batch did is acknowledged, answered or performed before every part is stored.
+/// - Every `flushInterval` the entities changed since the last flush are written to KV `archon_state`, one key per
+///   entity (`job.<id>`, `node.<id>`, …), then `store.position` records the journal sequence they include, and the
+///   journal below it is purged. A key written many times between flushes is written once.
+/// - Loading reads every key of `archon_state`, then replays the journal above `store.position`; a batch whose parts
+///   are not all there was never acknowledged, and is dropped.
+///
+/// Finished jobs and resolved incidents leave the state for KV `archon_archive` (same keys).
+public actor StateStore {
+    public static let journalStream = "ARCHON_STATE_JOURNAL"
+    public static let journalSubject = "archon.v1.state.journal"
+    public static let positionKey = "store.position"
+    static let outboxPrefix = "outbox."
+
+    /// A part of a journal record stays below this many bytes (the servers in deploy/ allow 1 MiB).
+    let maxPartBytes: Int
+    let flushInterval: Duration
+    let writer: String
+    let logger: Logger
+    let metrics: ControllerMetrics
+    private let js: JetStream
+    private let stateKV: KeyValue
+    private let archiveKV: KeyValue
+
+    /// Sequence of the last journal part this store wrote or read; the next part expects it.
+    private var lastSequence: UInt64 = 0
+    /// Sequence of the last part of the last whole batch: what a flush may call flushed.
+    private var committedSequence: UInt64 = 0
+    private var nextBatch: UInt64 = 1
+    private var run = String(UInt32.random(in: .min ... .max), radix: 36)
+    /// Entities (and outbox entries) journaled since the last flush: their latest bytes, nil for deleted.
+    private var unflushed: [String: [UInt8]?] = [:]
+    private var flushing = false
+    private var lastFlush = ContinuousClock.now
+
+    init(js: JetStream, stateKV: KeyValue, archiveKV: KeyValue, writer: String, maxPartBytes: Int = 900_000,
+         flushInterval: Duration, logger: Logger, metrics: ControllerMetrics) {
+        self.js = js
+        self.stateKV = stateKV
+        self.archiveKV = archiveKV
+        self.writer = String(writer.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" ? $0 : "_" }.prefix(64))
+        self.maxPartBytes = maxPartBytes
+        self.flushInterval = flushInterval
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// Opens (creating when missing) the journal stream and both buckets.
+    static func open(_ js: JetStream, replicas: Int, writer: String, flushInterval: Duration, logger: Logger,
+                     metrics: ControllerMetrics) async throws -> StateStore {
+        try await js.createOrUpdateStream(StreamConfig(name: journalStream, subjects: [journalSubject], replicas: replicas))
+        let stateKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.stateBucket, history: 1, replicas: replicas))
+        let archiveKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.archiveBucket, history: 1, replicas: replicas))
+        return StateStore(js: js, stateKV: stateKV, archiveKV: archiveKV, writer: writer, flushInterval: flushInterval,
+                          logger: logger, metrics: metrics)
+    }
+
+    /// The stored state as a core, read the way a new leader reads it (for tools and tests; writes nothing).
+    public static func read(_ js: JetStream, policy: Policy = .runbookDefaults, at now: Int64) async throws -> (core: FleetController, loaded: Loaded) {
+        let stateKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.stateBucket, history: 1))
+        let archiveKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.archiveBucket, history: 1))
+        try await js.createOrUpdateStream(StreamConfig(name: journalStream, subjects: [journalSubject]))
+        let store = StateStore(js: js, stateKV: stateKV, archiveKV: archiveKV, writer: "reader", flushInterval: .seconds(3600),
+                               logger: Logger(label: "archon.state.reader"), metrics: ControllerMetrics())
+        let loaded = try await store.load()
+        return (FleetController(policy: policy, entities: loaded.entities, at: now), loaded)
+    }
+
+    // MARK: Loading
+
+    /// What a load found.
+    public struct Loaded: Sendable {
+        public var entities: [StoredEntity]
+        /// Actions decided and not known to be performed, by outbox key.
+        public var outbox: [String: ControllerAction]
+        public var journalRecords: Int
+        public var bytes: Int
+    }
+
+    /// Reads the whole state: every key, then the journal above the flushed position. Afterwards this store
+    /// writes after what it read.
+    public func load() async throws -> Loaded {
+        var values: [String: [UInt8]] = [:]
+        var bytes = 0
+        var position: UInt64 = 0
+        let watch = try await stateKV.watch(">")
+        for await event in watch {
+            guard case .entry(let entry) = event else { break }
+            if entry.operation == .put {
+                bytes += entry.value.count
+                if entry.key == Self.positionKey {
+                    position = UInt64(String(decoding: entry.value, as: UTF8.self)) ?? 0
+                } else {
+                    values[entry.key] = entry.value
+                }
+            }
+        }
+        watch.stop()
+
+        let bounds = try await js.streamBounds(Self.journalStream)
+        var records = 0
+        var open: (id: String, parts: [[(String, [UInt8]?)]], expected: Int)?
+        if bounds.last > position {
+            for sequence in max(position + 1, bounds.first)...bounds.last {
+                guard let message = try await js.message(Self.journalStream, sequence: sequence) else { continue }
+                bytes += message.payload.count
+                guard let part = JournalPart.parse(message.payload) else {
+                    metrics.stateLoadErrors.increment()
+                    logger.error("controller.state.journal_unreadable", metadata: ["journal.sequence": "\(sequence)"])
+                    continue
+                }
+                if part.index == 0 || open?.id != part.batchID { open = (part.batchID, [], part.count) }
+                open!.parts.append(part.entries)
+                if open!.parts.count == open!.expected {
+                    for entries in open!.parts {
+                        for (key, value) in entries { values[key] = value }
+                    }
+                    records += 1
+                    open = nil
+                }
+            }
+        }
+        if let open {
+            logger.warning("controller.state.journal_incomplete", metadata: [
+                "journal.batch": "\(open.id)", "reason": "a batch whose parts were not all stored was never acknowledged; dropped",
+            ])
+        }
+        lastSequence = bounds.last
+        committedSequence = bounds.last
+        unflushed = [:]
+        // Message ids must never repeat one of an earlier run inside the duplicate window.
+        run = String(UInt32.random(in: .min ... .max), radix: 36)
+
+        var entities: [StoredEntity] = []
+        var outbox: [String: ControllerAction] = [:]
+        entities.reserveCapacity(values.count)
+        for (key, value) in values {
+            do {
+                if key.hasPrefix(Self.outboxPrefix) {
+                    outbox[key] = try JSONDecoder.archon.decode(ControllerAction.self, from: Data(value))
+                } else if let entityKey = EntityKey(key) {
+                    entities.append(try Self.decode(entityKey, value))
+                } else {
+                    logger.warning("controller.state.unknown_key", metadata: ["kv.key": "\(key)"])
+                }
+            } catch {
+                metrics.stateLoadErrors.increment()
+                logger.error("controller.state.entity_unreadable", metadata: ["kv.key": "\(key)", "error": "\(error)"])
+            }
+        }
+        return Loaded(entities: entities, outbox: outbox, journalRecords: records, bytes: bytes)
+    }
+
+    // MARK: Writing
+
+    /// Stores one batch: `changes` (entities to write, nil to delete) and outbox entries, as one journal record.
+    /// Returns the bytes written. Throws when any part was not stored: nothing of the batch may then be
+    /// acknowledged, and the caller's in-memory state is ahead of what is durable.
+    @discardableResult
+    public func commit(_ changes: [(EntityKey, StoredEntity?)], outbox: [(String, ControllerAction?)]) async throws -> Int {
+        var entries: [(String, [UInt8]?)] = []
+        entries.reserveCapacity(changes.count + outbox.count)
+        for (key, entity) in changes {
+            entries.append((key.description, try entity.map(Self.encode)))
+        }
+        for (key, action) in outbox {
+            entries.append((key, try action.map { Array(try JSONEncoder.archon.encode($0)) }))
+        }
+        let batch = "\(writer)-\(run)-\(nextBatch)"
+        nextBatch += 1
+        let parts = JournalPart.split(entries, maxBytes: maxPartBytes)
+        var written = 0
+        for (index, part) in parts.enumerated() {
+            let payload = JournalPart.render(batchID: batch, index: index, count: parts.count, entries: part)
+            let ack = try await js.publish(
+                Self.journalSubject, payload, messageID: "\(batch)-\(index)",
+                expectedLastSequence: lastSequence == 0 ? nil : lastSequence)
+            lastSequence = ack.sequence
+            written += payload.count
+        }
+        committedSequence = lastSequence
+        for (key, value) in entries { unflushed[key] = value }
+        metrics.stateBytesPerBatch.record(written)
+        metrics.stateBatches.increment()
+        if !flushing, ContinuousClock.now - lastFlush >= flushInterval {
+            flushing = true
+            Task { await self.flush() }
+        }
+        return written
+    }
+
+    /// Writes what was journaled since the last flush to KV, records the position, purges the journal below it.
+    /// On failure the entries stay to be flushed next time; the journal keeps them meanwhile.
+    public func flush() async {
+        flushing = true
+        defer {
+            flushing = false
+            lastFlush = ContinuousClock.now
+        }
+        let batch = unflushed
+        let position = committedSequence
+        unflushed = [:]
+        guard !batch.isEmpty else { return }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var inFlight = 0
+                for (key, value) in batch {
+                    if inFlight >= 64 {
+                        try await group.next()
+                        inFlight -= 1
+                    }
+                    group.addTask {
+                        if let value { try await self.stateKV.put(key, value) } else { try await self.stateKV.delete(key) }
+                    }
+                    inFlight += 1
+                }
+                try await group.waitForAll()
+            }
+            try await stateKV.put(Self.positionKey, Array(String(position).utf8))
+            try await js.purge(Self.journalStream, below: position + 1)
+            metrics.stateFlushes.increment()
+        } catch {
+            // Newer values journaled meanwhile win; the rest goes again next time.
+            for (key, value) in batch where unflushed[key] == nil { unflushed[key] = value }
+            metrics.stateWriteFailures.increment()
+            logger.warning("controller.state.flush_failed", metadata: ["error": "\(error)", "state.entries": "\(batch.count)"])
+        }
+    }
+
+    /// Drops delete markers left by archived entities (housekeeping, now and then).
+    func purgeDeleteMarkers() async {
+        do { try await stateKV.purgeDeletes() } catch {
+            logger.warning("controller.state.purge_deletes_failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Archive
+
+    /// Stores a finished job or resolved incident in `archon_archive`.
+    public func archive(_ record: ArchivedRecord) async throws {
+        switch record {
+        case .job(let job): try await archiveKV.put(EntityKey.job(job.spec.id).description, Array(try JSONEncoder.archon.encode(job)))
+        case .incident(let incident): try await archiveKV.put(EntityKey.incident(incident.id).description, Array(try JSONEncoder.archon.encode(incident)))
+        }
+    }
+
+    /// A job from the archive.
+    public func archivedJob(_ id: String) async throws -> JobRecord? {
+        guard let entry = try await archiveKV.get(EntityKey.job(id).description) else { return nil }
+        return try JSONDecoder.archon.decode(JobRecord.self, from: Data(entry.value))
+    }
+
+    /// An incident from the archive.
+    public func archivedIncident(_ id: String) async throws -> Incident? {
+        guard let entry = try await archiveKV.get(EntityKey.incident(id).description) else { return nil }
+        return try JSONDecoder.archon.decode(Incident.self, from: Data(entry.value))
+    }
+
+    // MARK: Entity codec
+
+    /// An entity's stored bytes: the JSON of its value alone (its key says what it is).
+    static func encode(_ entity: StoredEntity) throws -> [UInt8] {
+        let encoder = JSONEncoder.archon
+        switch entity {
+        case .job(let v): return Array(try encoder.encode(v))
+        case .node(let v): return Array(try encoder.encode(v))
+        case .dataset(let v): return Array(try encoder.encode(v))
+        case .incident(let v): return Array(try encoder.encode(v))
+        case .fleet(let v): return Array(try encoder.encode(v))
+        }
+    }
+
+    static func decode(_ key: EntityKey, _ bytes: [UInt8]) throws -> StoredEntity {
+        let decoder = JSONDecoder.archon
+        let data = Data(bytes)
+        switch key {
+        case .job: return .job(try decoder.decode(StoredJob.self, from: data))
+        case .node: return .node(try decoder.decode(StoredNode.self, from: data))
+        case .dataset: return .dataset(try decoder.decode(DatasetRecord.self, from: data))
+        case .incident: return .incident(try decoder.decode(StoredIncident.self, from: data))
+        case .fleet: return .fleet(try decoder.decode(StoredFleet.self, from: data))
+        }
+    }
+}
+
+/// One part of a journal record, as bytes: a header line `<batch> <index> <count>`, then per entry a key line
+/// and a value line (compact JSON, which holds no newline; an empty line deletes the key).
+enum JournalPart {
+    struct Parsed {
+        var batchID: String
+        var index: Int
+        var count: Int
+        var entries: [(String, [UInt8]?)]
+    }
+
+    static func render(batchID: String, index: Int, count: Int, entries: [(String, [UInt8]?)]) -> [UInt8] {
+        var out = Array("\(batchID) \(index) \(count)\n".utf8)
+        for (key, value) in entries {
+            out += Array(key.utf8)
+            out.append(0x0A)
+            if let value { out += value }
+            out.append(0x0A)
+        }
+        return out
+    }
+
+    static func parse(_ bytes: [UInt8]) -> Parsed? {
+        let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
+        guard lines.count >= 1 else { return nil }
+        let header = String(decoding: lines[0], as: UTF8.self).split(separator: " ")
+        guard header.count == 3, let index = Int(header[1]), let count = Int(header[2]), index >= 0, index < count else { return nil }
+        var entries: [(String, [UInt8]?)] = []
+        var i = 1
+        while i + 1 < lines.count {
+            let key = String(decoding: lines[i], as: UTF8.self)
+            let value = lines[i + 1]
+            entries.append((key, value.isEmpty ? nil : Array(value)))
+            i += 2
+        }
+        return Parsed(batchID: String(header[0]), index: index, count: count, entries: entries)
+    }
+
+    /// Groups entries into parts of at most `maxBytes` (an entry larger than that gets a part of its own).
+    static func split(_ entries: [(String, [UInt8]?)], maxBytes: Int) -> [[(String, [UInt8]?)]] {
+        var parts: [[(String, [UInt8]?)]] = [[]]
+        var size = 0
+        for entry in entries {
+            let entrySize = entry.0.utf8.count + (entry.1?.count ?? 0) + 2
+            if size + entrySize > maxBytes, !parts[parts.count - 1].isEmpty {
+                parts.append([])
+                size = 0
+            }
+            parts[parts.count - 1].append(entry)
+            size += entrySize
+        }
+        return parts
+    }
+}
