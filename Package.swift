@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(
             name: "ArchonControllerTests",
             dependencies: [
-                "ArchonController", "ArchonAgent", "ArchonCore", "ArchonModel", "ArchonNATS", "ArchonWire", "ArchonTestSupport",
+                "ArchonController", "ArchonAgent", "ArchonCore", "ArchonModel", "ArchonNATS", "ArchonWire", "ArchonTestSupport", "ArchonDev",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -86,7 +86,6 @@ public actor Controller: Service {
         let election = LeaderElection(kv: leaderKV, id: config.id, leaseTime: .milliseconds(Int(config.leaseSeconds * 1000)), logger: logger)
         self.election = election
         let roles = await election.changes()
-        _ = await reload()
 
         // Each task returns whether it is the shutdown signal; the others run until cancelled
         // (some, like the sinks with none configured, end at once).

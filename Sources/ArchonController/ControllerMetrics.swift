@@ -2,7 +2,9 @@ import ArchonModel
 import Metrics
 
 /// The controller's metrics (swift-metrics; the executable bootstraps Prometheus).
-struct ControllerMetrics: Sendable {
+public struct ControllerMetrics: Sendable {
+    public init() {}
+
     let eventsConsumed = Counter(label: "archon_events_consumed_total")
     let decodeErrors = Counter(label: "archon_event_decode_errors_total")
     let spoofedEvents = Counter(label: "archon_events_rejected_total", dimensions: [("reason", "node_mismatch")])

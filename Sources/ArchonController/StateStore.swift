@@ -2,7 +2,7 @@ public import ArchonCore
 public import ArchonModel
 public import ArchonNATS
 import Foundation
-import Logging
+public import Logging
 
 /// Where the controller's state lives in NATS: a journal of batches plus an incrementally flushed KV copy.
 ///
@@ -58,8 +58,8 @@ public actor StateStore {
     }
 
     /// Opens (creating when missing) the journal stream and both buckets.
-    static func open(_ js: JetStream, replicas: Int, writer: String, flushInterval: Duration, logger: Logger,
-                     metrics: ControllerMetrics) async throws -> StateStore {
+    public static func open(_ js: JetStream, replicas: Int = 1, writer: String, flushInterval: Duration, logger: Logger,
+                            metrics: ControllerMetrics = ControllerMetrics()) async throws -> StateStore {
         try await js.createOrUpdateStream(StreamConfig(name: journalStream, subjects: [journalSubject], replicas: replicas))
         let stateKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.stateBucket, history: 1, replicas: replicas))
         let archiveKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.archiveBucket, history: 1, replicas: replicas))

@@ -64,11 +64,11 @@ extension FleetController {
     @discardableResult
     mutating func tryPlace(_ jobID: String, at now: Int64, _ out: inout [ControllerAction]) -> Bool {
         var reserved = reservations()
-        return tryPlace(jobID, nodes: nodes, reserved: &reserved, at: now, &out)
+        return tryPlace(jobID, nodes: state.nodes.values, reserved: &reserved, at: now, &out)
     }
 
     /// Places the job's pending attempt if a node has room; `reserved` grows by what it takes.
-    private mutating func tryPlace(_ jobID: String, nodes: [NodeRecord], reserved: inout [String: Reservation], at now: Int64, _ out: inout [ControllerAction]) -> Bool {
+    private mutating func tryPlace(_ jobID: String, nodes: some Collection<NodeRecord>, reserved: inout [String: Reservation], at now: Int64, _ out: inout [ControllerAction]) -> Bool {
         guard var job = state.jobs[jobID], let plan = job.pending, job.hold == nil, job.status == .queued else { return false }
         guard let node = Placement.choose(
             plan.config.resources, nodes: nodes, reservations: reserved,
@@ -130,7 +130,7 @@ extension FleetController {
             .filter { ($0.pending?.dueMs ?? .max) <= now }
             .sorted { ($0.queuedSinceMs, $0.submittedAtMs, $0.spec.id) < ($1.queuedSinceMs, $1.submittedAtMs, $1.spec.id) }
         guard !waiting.isEmpty else { return }
-        let schedulable = nodes
+        let schedulable = Array(state.nodes.values)
         var reserved = reservations()
         for job in waiting {
             _ = tryPlace(job.spec.id, nodes: schedulable, reserved: &reserved, at: now, &out)

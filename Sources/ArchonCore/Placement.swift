@@ -12,10 +12,10 @@ public struct Reservation: Sendable, Hashable {
     public init() {}
 
     mutating func add(_ r: Resources) {
-        memoryBytes = Self.saturatingAdd(memoryBytes, r.memoryBytes)
+        memoryBytes = memoryBytes.addingSaturated(r.memoryBytes)
         cpuCores += r.cpuCores
         if r.gpuCount > 0 { gpus[r.gpuClass, default: 0] += r.gpuCount }
-        diskBytes = Self.saturatingAdd(diskBytes, r.diskBytes)
+        diskBytes = diskBytes.addingSaturated(r.diskBytes)
         jobs += 1
     }
 
@@ -30,20 +30,15 @@ public struct Reservation: Sendable, Hashable {
         diskBytes -= Swift.min(diskBytes, r.diskBytes)
         jobs = Swift.max(0, jobs - 1)
     }
-
-    private static func saturatingAdd(_ a: UInt64, _ b: UInt64) -> UInt64 {
-        let (sum, overflow) = a.addingReportingOverflow(b)
-        return overflow ? .max : sum
-    }
 }
 
 /// Chooses the node a job runs on: the least loaded schedulable node with room for its request.
 public enum Placement {
     /// Whether a node with `capacity`, holding `reserved`, has room for `request`.
     public static func fits(_ request: Resources, capacity: NodeCapacity, reserved: Reservation) -> Bool {
-        if request.memoryBytes > 0, capacity.memoryBytes < reserved.memoryBytes + request.memoryBytes { return false }
+        if request.memoryBytes > 0, capacity.memoryBytes < reserved.memoryBytes.addingSaturated(request.memoryBytes) { return false }
         if request.cpuCores > 0, Double(capacity.cpuCores) - reserved.cpuCores < request.cpuCores { return false }
-        if request.diskBytes > 0, capacity.diskBytes < reserved.diskBytes + request.diskBytes { return false }
+        if request.diskBytes > 0, capacity.diskBytes < reserved.diskBytes.addingSaturated(request.diskBytes) { return false }
         if request.gpuCount > 0 {
             let have = capacity.gpus.filter { $0.gpuClass == request.gpuClass }.count
             if have - reserved.gpus[request.gpuClass, default: 0] < request.gpuCount { return false }
@@ -55,7 +50,7 @@ public enum Placement {
     /// the fewest jobs, then the most free memory, then the smallest id. nil when none has room.
     public static func choose(
         _ request: Resources,
-        nodes: [NodeRecord],
+        nodes: some Collection<NodeRecord>,
         reservations: [String: Reservation],
         prefer: String = "",
         exclude: Set<String> = []

@@ -34,6 +34,10 @@ memory             allocates ``allocMB`` + ``allocMBPerSample`` * batchSize MiB 
                    RLIMIT_AS a MemoryError (out_of_memory, exit 1), under a cgroup
                    limit the kernel's OOM kill (SIGKILL)
 oom_once           as memory on attempt 1 only
+hostile_numbers    trains normally (finite losses) but reports every other number as
+                   the contract allows and no controller should trust: epoch durations
+                   "NaN" and "Infinity", a learning rate of 1e300, validation accuracy
+                   "NaN", samples per second "Infinity"
 
 Other hyperparameters: ``epochSeconds`` (epoch length for every mode; default 0 except
 slow), ``stepsPerEpoch`` (default 10). On resume it prints
@@ -63,7 +67,7 @@ except ImportError:  # run from the repository: the helper lives in clients/pyth
 from archon_trainer import DataCorruption
 
 FAULTS = ("none", "missing_dataset", "permission", "corrupt", "hang", "hang_once", "slow", "crash", "crash_once",
-          "nan", "memory", "oom_once")
+          "nan", "memory", "oom_once", "hostile_numbers")
 
 
 def log(msg):
@@ -205,10 +209,15 @@ def train(run=None):
             if epoch_seconds > 0:
                 beater.sleep(epoch_seconds / steps_per_epoch)
             if i == steps_per_epoch // 2:
-                run.step(step, epoch, loss, lr, 32 / max(epoch_seconds / steps_per_epoch, 1e-3))
+                speed = math.inf if fault == "hostile_numbers" else 32 / max(epoch_seconds / steps_per_epoch, 1e-3)
+                run.step(step, epoch, loss, lr, speed)
         duration = time.monotonic() - t0
         val = {"loss": loss * 1.1, "accuracy": min(0.99, 0.5 + 0.1 * epoch)} if math.isfinite(loss) else None
-        run.epoch(epoch, epochs, loss, lr, duration, step, validation=val)
+        if fault == "hostile_numbers":
+            run.epoch(epoch, epochs, loss, 1e300, math.nan if epoch % 2 else math.inf, step,
+                      validation={"loss": loss * 1.1, "accuracy": math.nan})
+        else:
+            run.epoch(epoch, epochs, loss, lr, duration, step, validation=val)
         log(f"epoch {epoch}/{epochs} loss {loss:.4f} step {step} {duration:.2f}s")
         run.check_finite(loss, epoch=epoch, step=step)  # nan: raises DivergingLoss
         if run.should_checkpoint(epoch, final_epoch=epochs):

@@ -1,0 +1,60 @@
+import ArchonController
+import ArchonDev
+import ArchonCore
+import ArchonModel
+import ArchonNATS
+import Foundation
+import Logging
+import Testing
+
+/// The state of a large fleet goes through the real store and comes back whole. Times and sizes are measured by
+/// `make bench-state` (docs/performance.md); this only shows that it works and nothing is lost.
+@Suite("Controller state at fleet size", .serialized)
+struct StateScaleTests {
+    static let jobs = 100_000
+    static let nodes = 10_000
+
+    @Test func aHundredThousandJobsOnTenThousandNodesAreStoredRebuiltAndServed() async throws {
+        let fleet = try await FleetHarness()
+        let now = UnixTime.nowMillis()
+        var core = StateScale.fleet(jobs: Self.jobs, nodes: Self.nodes, at: now)
+        let store = try await StateStore.open(fleet.js, writer: "scale", flushInterval: .seconds(3600), logger: Logger(label: "test.scale"))
+        let everything = core.takeChanges().map { ($0, core.stored($0)) }
+        #expect(everything.count == Self.jobs + Self.nodes + 1)
+        try await store.commit(everything, outbox: [])
+        await store.flush()
+
+        // One ordinary batch afterwards writes a few entities, not the fleet.
+        _ = core.takeChanges()
+        for n in 0..<64 { _ = core.nodeStatusReceived(NodeStatus(nodeID: "node-\(n)", agentVersion: "2"), at: now + 1000) }
+        let batch = core.takeChanges().map { ($0, core.stored($0)) }
+        #expect(batch.count == 65)
+        let written = try await store.commit(batch, outbox: [])
+        #expect(written < 64 * 2048, "\(written) bytes for a batch of 64 node statuses")
+
+        // A new reader rebuilds exactly this state from KV plus the journal.
+        let (rebuilt, loaded) = try await StateStore.read(fleet.js, policy: core.policy, at: now + 2000)
+        #expect(loaded.journalRecords == 1)
+        #expect(rebuilt.state.jobs.count == Self.jobs && rebuilt.state.nodes.count == Self.nodes)
+        #expect(rebuilt.state == core.state)
+
+        // A controller takes over that state, serves it, stores a change and finds it again after a restart.
+        var config = fleet.controllerConfig()
+        config.policyFile = try policyFile(#"{"validation": {"requireCapacity": false}}"#)
+        var controller = try await RunningController(config: config)
+        let api = HTTP(base: controller.api, token: adminToken.token)
+        _ = try await waitFor("the controller to lead with the stored fleet", timeout: .seconds(120)) {
+            try await api.call("GET", "/v1/training/jobs/job-\(Self.jobs - 1)").status == 200 ? true : nil
+        }
+        #expect(await controller.controller.read { $0.state.jobs.count } == Self.jobs)
+        #expect(try await api.call("POST", "/v1/training/jobs", body: faultSpec("one-more", fault: "none")).status == 201)
+        await controller.stop()
+        controller = try await RunningController(config: config)
+        let again = HTTP(base: controller.api, token: adminToken.token)
+        _ = try await waitFor("one-more after the restart", timeout: .seconds(120)) {
+            try await again.call("GET", "/v1/training/jobs/one-more").status == 200 ? true : nil
+        }
+        #expect(await controller.controller.read { $0.state.jobs.count } == Self.jobs + 1)
+        await controller.stop()
+    }
+}
