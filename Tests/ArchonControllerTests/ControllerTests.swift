@@ -77,6 +77,23 @@ struct ControllerTests {
             return (info["num_pending"] as? Int) == 0 && (info["num_ack_pending"] as? Int) == 0 ? info : nil
         }
         #expect(info["num_redelivered"] as? Int == 0)
+
+        // An event whose job differs from its subject's is never applied: a forged OOM does not restart a job.
+        #expect(try await api.call("POST", "/v1/training/jobs", body: faultSpec("victim", fault: "none")).status == 201)
+        try await agent.emit("victim", attempt: 1, .accepted(JobAccepted(fencingEpoch: 1)))
+        try await agent.emit("victim", attempt: 1, .started(JobStarted(pid: 11)))
+        _ = try await waitFor("victim running") {
+            try await api.call("GET", "/v1/training/jobs/victim").json(JobView.self).status == "running" ? true : nil
+        }
+        let forged = TrainingEvent(jobID: "victim", nodeID: "n1", attempt: 1, sequence: 3, timeMs: UnixTime.nowMillis(),
+                                   body: .exited(JobExited(exitCode: -1, signal: 9, oomKilled: true)))
+        _ = try await fleet.js.publish(Fleet.eventsSubject(node: "n1", job: "decoy"), forged.encoded(), messageID: "forged-1")
+        _ = try await waitFor("the forged event terminated", timeout: .seconds(5)) { () -> Bool? in
+            let info = try await fleet.consumerInfo()
+            return (info["num_pending"] as? Int) == 0 && (info["num_ack_pending"] as? Int) == 0 ? true : nil
+        }
+        let victim = try await api.call("GET", "/v1/training/jobs/victim").json(JobView.self)
+        #expect(victim.status == "running" && victim.history.count == 1 && victim.config.batchSize == 32)
         await controller.stop()
     }
 }

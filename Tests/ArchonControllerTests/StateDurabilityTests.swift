@@ -59,6 +59,33 @@ struct StateDurabilityTests {
         await controller.stop()
     }
 
+    @Test func aMessageDeliveredTooOftenIsTerminatedCountedAndLogged() async throws {
+        let fleet = try await FleetHarness()
+        var config = fleet.controllerConfig()
+        config.maxDeliveries = 1  // so that one redelivery reaches it
+        let controller = try await RunningController(config: config)
+        let agent = SyntheticAgent(nodeID: "n1", js: fleet.js)
+        try await agent.publishStatus()
+        _ = try await waitFor("node n1") {
+            try await HTTP(base: controller.api, token: adminToken.token).call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" }
+        }
+        let journal = try await StreamFault(fleet.connection, stream: StateStore.journalStream)
+        try await journal.cut()
+        try await agent.publishStatus()  // fetched, not stored, naked: delivered again
+        _ = try await waitFor("the state unavailable") { await controller.controller.stateProblem }
+        try await journal.restore()
+        let metric = try await waitFor("the delivery-limit counter") { () -> String? in
+            let text = try await HTTP(base: controller.api, token: nil).call("GET", "/metrics").text
+            return text.split(separator: "\n").first { $0.hasPrefix("archon_events_rejected_total") && $0.contains("delivery_limit") && !$0.hasSuffix(" 0") }.map(String.init)
+        }
+        #expect(metric.hasSuffix(" 1"), "\(metric)")
+        _ = try await waitFor("nothing pending", timeout: .seconds(10)) { () -> Bool? in
+            let info = try await fleet.consumerInfo()
+            return (info["num_pending"] as? Int) == 0 && (info["num_ack_pending"] as? Int) == 0 ? true : nil
+        }
+        await controller.stop()
+    }
+
     @Test func aNATSOutageLongerThanNodeSilenceFailsNoJobAndBlamesNoNode() async throws {
         let fleet = try await FleetHarness()
         var config = fleet.controllerConfig()
