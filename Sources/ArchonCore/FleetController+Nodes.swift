@@ -32,7 +32,7 @@ extension FleetController {
     /// The node-silence deadline came: a node still silent is lost and its jobs are re-placed.
     mutating func checkNodeSilence(_ nodeID: String, at now: Int64, _ out: inout [ControllerAction]) {
         guard var node = state.nodes[nodeID], node.health == .online else { return }
-        let deadline = node.lastSeenMs + policy.detection.nodeSilence.milliseconds
+        let deadline = max(node.lastSeenMs, state.heardAgainAtMs) + policy.detection.nodeSilence.milliseconds
         if now < deadline {
             state.deadlines.set(.nodeSilence(nodeID: nodeID), at: deadline, &out)
             return

@@ -67,33 +67,11 @@ extension FleetController {
     }
 
     /// The controller heard nothing from the fleet for a while (it was not the leader, or NATS was unreachable)
-    /// and has now read the event backlog: silence during the outage is the controller's, not the nodes'. Every
-    /// online node gets a fresh silence window, every reporting attempt a fresh hang window, every job waiting
-    /// to start a fresh start window; then whatever is still due is handled.
+    /// and has now read the event backlog: silence during the outage is the controller's, not the nodes'. Silence,
+    /// hang and start windows count from now at the earliest — every online node, reporting attempt and job waiting
+    /// to start gets a fresh window — then whatever is still due is handled. One small write, whatever the fleet's size.
     public mutating func fleetHeardAgain(at now: Int64) -> [ControllerAction] {
-        var out: [ControllerAction] = []
-        let silence = policy.detection.nodeSilence.milliseconds
-        for id in state.nodes.keys.sorted() {
-            guard var node = state.nodes[id], node.health == .online, node.lastSeenMs < now else { continue }
-            node.lastSeenMs = now
-            state.nodes[id] = node
-            state.deadlines.set(.nodeSilence(nodeID: id), at: now + silence, &out)
-        }
-        for (id, _) in state.deadlines.all {
-            switch id {
-            case .progressDeadline(let jobID, let attempt):
-                guard var job = state.jobs[jobID], let index = job.attemptIndex(attempt), job.history[index].signals.lastProgressMs > 0 else { continue }
-                job.history[index].signals.lastProgressMs = max(job.history[index].signals.lastProgressMs, now)
-                state.jobs[jobID] = job
-                state.deadlines.set(id, at: now + heartbeatWindow(job), &out)
-            case .startDeadline(let jobID):
-                guard state.jobs[jobID] != nil else { continue }
-                state.deadlines.set(id, at: now + policy.detection.queueTimeout.milliseconds, &out)
-            case .epochDeadline, .attemptDeadline, .restartDue, .responseDue, .nodeSilence, .archiveJob, .archiveIncident:
-                continue
-            }
-        }
-        out += tick(at: now)
-        return out
+        state.heardAgainAtMs = max(state.heardAgainAtMs, now)
+        return tick(at: now)
     }
 }

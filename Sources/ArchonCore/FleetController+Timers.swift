@@ -46,6 +46,11 @@ extension FleetController {
     private mutating func checkStarted(_ jobID: String, at now: Int64, _ out: inout [ControllerAction]) {
         guard let job = state.jobs[jobID], job.status == .queued, job.hold == nil else { return }
         let timeout = policy.detection.queueTimeout
+        let windowStart = max(job.current.map { $0.isOver ? job.queuedSinceMs : $0.assignedAtMs } ?? job.queuedSinceMs, state.heardAgainAtMs)
+        if now < windowStart + timeout.milliseconds {
+            state.deadlines.set(.startDeadline(jobID: jobID), at: windowStart + timeout.milliseconds, &out)
+            return
+        }
         if let record = job.current, !record.isOver, !job.nodeID.isEmpty {
             fail(jobID, Finding(
                 symptom: .stuckQueued,
@@ -73,7 +78,7 @@ extension FleetController {
     private mutating func checkProgress(_ jobID: String, attempt: Int, at now: Int64, _ out: inout [ControllerAction]) {
         guard let (job, record) = running(jobID, attempt), record.signals.lastProgressMs > 0 else { return }
         let window = heartbeatWindow(job)
-        let deadline = record.signals.lastProgressMs + window
+        let deadline = max(record.signals.lastProgressMs, state.heardAgainAtMs) + window
         if now < deadline {
             state.deadlines.set(.progressDeadline(jobID: jobID, attempt: attempt), at: deadline, &out)
             return

@@ -21,6 +21,9 @@ public struct FleetState: Codable, Sendable, Hashable {
     public internal(set) var freezes: [String: [Symptom]] = [:]
     /// Written into every assignment; set by ``FleetController/leadershipAcquired(fencingEpoch:at:)``.
     public internal(set) var fencingEpoch: UInt64 = 0
+    /// When the controller last heard the fleet again after not hearing it (``FleetController/fleetHeardAgain(at:)``):
+    /// silence, hang and start windows count from no earlier than this.
+    public internal(set) var heardAgainAtMs: Int64 = 0
 
     /// An empty fleet.
     public init() {}

@@ -99,6 +99,8 @@ public struct StoredIncident: Codable, Sendable, Hashable {
 public struct StoredFleet: Codable, Sendable, Hashable {
     public var fencingEpoch: UInt64
     public var nextIncidentNumber: Int
+    /// See ``FleetState/heardAgainAtMs``.
+    public var heardAgainAtMs: Int64
     /// Symptoms frozen fleet-wide, by the (open) system-resource incident that froze them: a handful at most.
     public var freezes: [String: [Symptom]]
 }
@@ -140,7 +142,7 @@ extension FleetState {
         case .incident(let id):
             return incidents[id].map { .incident(StoredIncident(incident: $0, timers: deadlines.owned(by: key))) }
         case .fleet:
-            return .fleet(StoredFleet(fencingEpoch: fencingEpoch, nextIncidentNumber: incidents.nextNumber, freezes: freezes))
+            return .fleet(StoredFleet(fencingEpoch: fencingEpoch, nextIncidentNumber: incidents.nextNumber, heardAgainAtMs: heardAgainAtMs, freezes: freezes))
         }
     }
 
@@ -166,6 +168,7 @@ extension FleetState {
                 deadlines.load(.incident(stored.incident.id), stored.timers)
             case .fleet(let fleet):
                 fencingEpoch = fleet.fencingEpoch
+                heardAgainAtMs = fleet.heardAgainAtMs
                 incidents.nextNumber = Swift.max(incidents.nextNumber, fleet.nextIncidentNumber)
                 freezes = fleet.freezes
             }
