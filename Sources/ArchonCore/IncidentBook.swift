@@ -105,16 +105,19 @@ public struct IncidentBook: Codable, Sendable, Hashable {
     ) -> String {
         if let id = openKeys[draft.dedupKey], var incident = incidents[id] {
             var changed: [String] = []
-            for node in draft.nodes where !node.isEmpty && !incident.nodes.contains(node) {
+            // Sets, not Array.contains: a fleet incident can list thousands of jobs.
+            var nodes = Set(incident.nodes), jobs = Set(incident.jobs)
+            for node in draft.nodes where !node.isEmpty && nodes.insert(node).inserted {
                 incident.nodes.append(node)
                 changed.append("node \(node)")
             }
-            for job in draft.jobs where !incident.jobs.contains(job) {
+            for job in draft.jobs where jobs.insert(job).inserted {
                 incident.jobs.append(job)
                 changed.append("job \(job)")
             }
             if incident.dataset.isEmpty, !draft.dataset.isEmpty { incident.dataset = draft.dataset }
-            for symptom in draft.symptoms where !incident.symptoms.contains(symptom) {
+            var symptoms = Set(incident.symptoms)
+            for symptom in draft.symptoms where symptoms.insert(symptom).inserted {
                 incident.symptoms.append(symptom)
                 changed.append("symptom")
             }
@@ -125,7 +128,8 @@ public struct IncidentBook: Codable, Sendable, Hashable {
                     changed.append("steps")
                 }
             case .append:
-                for step in draft.steps where !incident.stepsTaken.contains(step) {
+                var steps = Set(incident.stepsTaken)
+                for step in draft.steps where steps.insert(step).inserted {
                     incident.stepsTaken.append(step)
                     changed.append("steps")
                 }
