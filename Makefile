@@ -1,6 +1,6 @@
 # Archon Fleet. `make demo` runs the system; `make test` runs every test. Both install what is missing.
 SHELL := /bin/bash
-.PHONY: deps build test demo proto check-proto clean
+.PHONY: deps build test demo proto check-proto clean bench-state
 
 deps:
 	scripts/install-deps
@@ -27,6 +27,11 @@ test: deps check-proto
 
 demo: deps
 	scripts/demo
+
+# The controller's state at 1k, 10k and 100k jobs: bytes per batch, rebuild time (docs/performance.md).
+bench-state: deps
+	swift build -c release --product archon
+	.build/release/archon bench state --jobs 1000,10000,100000 --json .build/bench-state.json
 
 clean:
 	rm -rf .build .build-log.txt

@@ -208,6 +208,7 @@ public struct FleetController: Sendable {
 
     /// Pre-training validation against the current registry and fleet: every problem at once.
     public func validate(_ spec: JobSpec) -> [SpecProblem] {
-        SpecValidator(policy: policy.validation).problems(in: spec, datasets: datasets, nodes: nodes)
+        // The records as stored, unsorted: submission costs one pass over the nodes, not a sort.
+        SpecValidator(policy: policy.validation).problems(in: spec, datasets: state.datasets.values, nodes: state.nodes.values)
     }
 }

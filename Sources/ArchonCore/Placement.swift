@@ -55,20 +55,17 @@ public enum Placement {
         prefer: String = "",
         exclude: Set<String> = []
     ) -> String? {
-        let candidates = nodes.filter { node in
-            node.schedulable && !exclude.contains(node.id)
-                && fits(request, capacity: node.capacity, reserved: reservations[node.id] ?? Reservation())
+        // One pass, nothing copied: placement costs O(nodes) whatever else the fleet holds.
+        var best: (id: String, jobs: Int, free: UInt64)?
+        for node in nodes where node.schedulable && !exclude.contains(node.id) {
+            let reserved = reservations[node.id] ?? Reservation()
+            guard fits(request, capacity: node.capacity, reserved: reserved) else { continue }
+            if !prefer.isEmpty, node.id == prefer { return prefer }
+            let free = node.capacity.memoryBytes.subtractingSaturated(reserved.memoryBytes)
+            if let b = best, (b.jobs, -Int128(b.free), b.id) <= (reserved.jobs, -Int128(free), node.id) { continue }
+            best = (node.id, reserved.jobs, free)
         }
-        if !prefer.isEmpty, candidates.contains(where: { $0.id == prefer }) { return prefer }
-        return candidates.min { a, b in
-            let ra = reservations[a.id] ?? Reservation(), rb = reservations[b.id] ?? Reservation()
-            if ra.jobs != rb.jobs { return ra.jobs < rb.jobs }
-            let fa = a.capacity.memoryBytes.subtractingReportingOverflow(ra.memoryBytes)
-            let fb = b.capacity.memoryBytes.subtractingReportingOverflow(rb.memoryBytes)
-            let freeA = fa.overflow ? 0 : fa.partialValue, freeB = fb.overflow ? 0 : fb.partialValue
-            if freeA != freeB { return freeA > freeB }
-            return a.id < b.id
-        }?.id
+        return best?.id
     }
 
     /// "16 GiB memory, 2 CPU cores, 1× a100-80gb": a request in words.

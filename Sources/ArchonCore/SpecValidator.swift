@@ -31,7 +31,7 @@ public struct SpecValidator: Sendable {
     /// - Parameters:
     ///   - datasets: the registry; a named dataset must be in it, ready, and readable by the spec's team.
     ///   - nodes: the fleet; once any node is known, one (cordoned or not) must have the capacity for the request.
-    public func problems(in spec: JobSpec, datasets: [DatasetRecord], nodes: [NodeRecord]) -> [SpecProblem] {
+    public func problems(in spec: JobSpec, datasets: some Collection<DatasetRecord>, nodes: some Collection<NodeRecord>) -> [SpecProblem] {
         var out: [SpecProblem] = []
         func fail(_ field: String, _ message: String) { out.append(SpecProblem(field: field, message: message)) }
 
@@ -102,7 +102,7 @@ public struct SpecValidator: Sendable {
             // Capacity, not availability: a job waits out a cordon or a busy node, but not a fleet too small.
             !nodes.contains(where: { Placement.fits(r, capacity: $0.capacity, reserved: Reservation()) })
         {
-            let largest = nodes.max { $0.capacity.memoryBytes < $1.capacity.memoryBytes }
+            let largest = nodes.max { ($0.capacity.memoryBytes, $1.id) < ($1.capacity.memoryBytes, $0.id) }  // ties: smallest id
             let hint = largest.map { "; largest node: \($0.id) (\(Placement.describe($0.capacity)))" } ?? ""
             fail("config.resources", "no node in the fleet can run this job: it needs \(Placement.describe(r))\(hint)")
         }

@@ -58,9 +58,7 @@ struct APIAuthTests {
         let fleet = try await FleetHarness()
         let controller = try await fleet.startController()
         let admin = HTTP(base: controller.api, token: adminToken.token)
-        let agent = SyntheticAgent(nodeID: "n1", js: fleet.js)
-        try await agent.publishStatus()
-        _ = try await waitFor("node n1") { try await admin.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+        let agent = try await fleet.announcedNode("n1", api: admin)
         // A job to stop and an incident to acknowledge and resolve.
         #expect(try await admin.call("POST", "/v1/training/jobs", body: faultSpec("auth-seed", fault: "none")).status == 201)
         #expect(try await admin.call("POST", "/v1/training/jobs", body: faultSpec("auth-nodata", fault: "missing_dataset")).status == 201)

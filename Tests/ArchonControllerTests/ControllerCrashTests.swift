@@ -19,9 +19,7 @@ struct ControllerCrashTests {
         try await controller.waitForRole("leader")
         let api = HTTP(base: controller.api, token: adminToken.token)
 
-        let agent = SyntheticAgent(nodeID: "n1", js: fleet.js)
-        try await agent.publishStatus()
-        _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+        let agent = try await fleet.announcedNode("n1", api: api)
 
         let jobs = (1...20).map { String(format: "burst-%02d", $0) }
         for job in jobs {
@@ -119,9 +117,7 @@ struct ControllerCrashTests {
         let fleet = try await FleetHarness()
         let controller = try await fleet.startController()
         let api = HTTP(base: controller.api, token: adminToken.token)
-        let agent = SyntheticAgent(nodeID: "n1", js: fleet.js)
-        try await agent.publishStatus()
-        _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+        let agent = try await fleet.announcedNode("n1", api: api)
         #expect(try await api.call("POST", "/v1/training/jobs", body: faultSpec("late", fault: "none", epochs: 2)).status == 201)
 
         try await Self.send(agent, "late", [
@@ -155,9 +151,7 @@ struct ControllerCrashTests {
         config.ackWaitSeconds = 0.5
         let controller = try await RunningController(config: config)
         let api = HTTP(base: controller.api, token: adminToken.token)
-        let agent = SyntheticAgent(nodeID: "n1", js: fleet.js)
-        try await agent.publishStatus()
-        _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+        let agent = try await fleet.announcedNode("n1", api: api)
         #expect(try await api.call("POST", "/v1/training/jobs", body: faultSpec("lost", fault: "none", epochs: 1)).status == 201)
 
         let sent = ContinuousClock.now

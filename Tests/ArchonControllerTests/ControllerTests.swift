@@ -57,9 +57,7 @@ struct ControllerTests {
         let fleet = try await FleetHarness()
         let controller = try await fleet.startController()
         let api = HTTP(base: controller.api, token: adminToken.token)
-        let agent = SyntheticAgent(nodeID: "n1", js: fleet.js)
-        try await agent.publishStatus()
-        _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+        let agent = try await fleet.announcedNode("n1", api: api)
 
         _ = try await fleet.js.publish("archon.v1.events.n1.j1", [0xff, 0x00, 0x13], messageID: "garbage-1")
         // n2 publishes pretending to be n1.

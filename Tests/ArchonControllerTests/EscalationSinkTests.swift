@@ -70,9 +70,7 @@ struct EscalationSinkTests {
         ]
         let controller = try await fleet.startController(sinks: sinks)
         let api = HTTP(base: controller.api, token: adminToken.token)
-        let agent = SyntheticAgent(nodeID: "n1", js: fleet.js)
-        try await agent.publishStatus()
-        _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+        let agent = try await fleet.announcedNode("n1", api: api)
 
         // Retrying cannot find a missing dataset: the job fails at once and an L1 incident opens.
         #expect(try await api.call("POST", "/v1/training/jobs", body: faultSpec("nodata", fault: "missing_dataset")).status == 201)

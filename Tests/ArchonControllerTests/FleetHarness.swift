@@ -105,6 +105,14 @@ final class FleetHarness: @unchecked Sendable {
         try await RunningController(config: controllerConfig(id: id, sinks: sinks, lease: lease))
     }
 
+    /// A synthetic agent for `nodeID` that announced itself, once the controller behind `api` lists the node.
+    func announcedNode(_ nodeID: String = "n1", api: HTTP) async throws -> SyntheticAgent {
+        let agent = SyntheticAgent(nodeID: nodeID, js: js)
+        try await agent.publishStatus()
+        _ = try await waitFor("node \(nodeID)") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == nodeID } }
+        return agent
+    }
+
     func startAgent(_ nodeID: String, memory: UInt64 = 8 << 30) async throws {
         var logger = Logger(label: "test.agent.\(nodeID)")
         logger.logLevel = .warning

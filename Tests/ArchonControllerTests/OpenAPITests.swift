@@ -59,9 +59,7 @@ struct OpenAPITests {
         let fleet = try await FleetHarness()
         let controller = try await fleet.startController()
         let api = HTTP(base: controller.api, token: adminToken.token)
-        let agent = SyntheticAgent(nodeID: "n1", js: fleet.js)
-        try await agent.publishStatus()
-        _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+        let agent = try await fleet.announcedNode("n1", api: api)
         #expect(try await api.call("POST", "/v1/training/jobs", body: faultSpec("api-job", fault: "missing_dataset")).status == 201)
         try await agent.run("api-job", attempt: 1, epochs: 0, exit: JobExited(exitCode: 1, failureClass: .datasetNotFound, detail: "FileNotFoundError"))
         let incident = try await waitFor("an incident") { try await api.call("GET", "/v1/incidents").json([IncidentView].self).first }

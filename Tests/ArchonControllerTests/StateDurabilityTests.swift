@@ -14,9 +14,7 @@ struct StateDurabilityTests {
         let fleet = try await FleetHarness()
         let controller = try await fleet.startController()
         let api = HTTP(base: controller.api, token: adminToken.token)
-        let agent = SyntheticAgent(nodeID: "n1", js: fleet.js)
-        try await agent.publishStatus()
-        _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+        let agent = try await fleet.announcedNode("n1", api: api)
         let jobs = (1...12).map { "job-\($0)" }
         for job in jobs {
             #expect(try await api.call("POST", "/v1/training/jobs", body: faultSpec(job, fault: "none", epochs: 5)).status == 201)
@@ -64,11 +62,7 @@ struct StateDurabilityTests {
         var config = fleet.controllerConfig()
         config.maxDeliveries = 1  // so that one redelivery reaches it
         let controller = try await RunningController(config: config)
-        let agent = SyntheticAgent(nodeID: "n1", js: fleet.js)
-        try await agent.publishStatus()
-        _ = try await waitFor("node n1") {
-            try await HTTP(base: controller.api, token: adminToken.token).call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" }
-        }
+        let agent = try await fleet.announcedNode("n1", api: HTTP(base: controller.api, token: adminToken.token))
         let journal = try await StreamFault(fleet.connection, stream: StateStore.journalStream)
         try await journal.cut()
         try await agent.publishStatus()  // fetched, not stored, naked: delivered again
@@ -126,9 +120,7 @@ struct StateDurabilityTests {
         config.reconcileSeconds = 1
         let controller = try await RunningController(config: config)
         let api = HTTP(base: controller.api, token: adminToken.token)
-        let agent = SyntheticAgent(nodeID: "n1", js: fleet.js)
-        try await agent.publishStatus()
-        _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+        let agent = try await fleet.announcedNode("n1", api: api)
         let desired = try await fleet.js.keyValue(KeyValueConfig(bucket: Fleet.desiredBucket))
 
         // An orphan: a key for a job the controller never heard of. Reconciliation deletes it.
@@ -194,9 +186,7 @@ struct StateDurabilityTests {
         #expect(real.status == "completed" && real.history.count == 1, "\(real.history.map(\.outcome))")
 
         // A raw NATS client: every double field of every event kind as NaN, ±Inf or ±1e300.
-        let raw = SyntheticAgent(nodeID: "n2", js: fleet.js)
-        try await raw.publishStatus()
-        _ = try await waitFor("node n2") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n2" } }
+        let raw = try await fleet.announcedNode("n2", api: api)
         let spec = faultSpec("raw", fault: "none", epochs: 3, memory: 2 << 30)  // only n2 has room
         #expect(try await api.call("POST", "/v1/training/jobs", body: spec).status == 201)
         _ = try await waitFor("raw assigned to n2") { try await api.call("GET", "/v1/training/jobs/raw").json(JobView.self).node == "n2" ? true : nil }
