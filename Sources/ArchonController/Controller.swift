@@ -186,7 +186,7 @@ public actor Controller: Service {
             try? await Task.sleep(for: pause)
             guard !isLeader, let store else { continue }
             let started = ContinuousClock.now
-            guard let loaded = try? await store.load() else { continue }
+            guard let loaded = try? await store.load(forWriting: false) else { continue }
             // Leadership may have come while loading: the leader's state must not be replaced.
             if isLeader { continue }
             core = FleetController(policy: policy, entities: loaded.entities, at: now())

@@ -89,9 +89,9 @@ public actor StateStore {
         public var bytes: Int
     }
 
-    /// Reads the whole state: every key, then the journal above the flushed position. Afterwards this store
-    /// writes after what it read.
-    public func load() async throws -> Loaded {
+    /// Reads the whole state: every key, then the journal above the flushed position. Unless `forWriting` is
+    /// false (a standby's read model), this store then writes after what it read.
+    public func load(forWriting: Bool = true) async throws -> Loaded {
         var values: [String: [UInt8]] = [:]
         var bytes = 0
         var position: UInt64 = 0
@@ -137,11 +137,13 @@ public actor StateStore {
                 "journal.batch": "\(open.id)", "reason": "a batch whose parts were not all stored was never acknowledged; dropped",
             ])
         }
-        lastSequence = bounds.last
-        committedSequence = bounds.last
-        unflushed = [:]
-        // Message ids must never repeat one of an earlier run inside the duplicate window.
-        run = String(UInt32.random(in: .min ... .max), radix: 36)
+        if forWriting {
+            lastSequence = bounds.last
+            committedSequence = bounds.last
+            unflushed = [:]
+            // Message ids must never repeat one of an earlier run inside the duplicate window.
+            run = String(UInt32.random(in: .min ... .max), radix: 36)
+        }
 
         var entities: [StoredEntity] = []
         var outbox: [String: ControllerAction] = [:]

@@ -60,18 +60,13 @@ extension FleetController {
         state.deadlines.set(.startDeadline(jobID: jobID), at: now + policy.detection.queueTimeout.milliseconds, &out)
     }
 
-    /// Places the job's pending attempt if a node has room.
+    /// Places the job's pending attempt if a node has room. What each node holds comes from the job index, which
+    /// the placement itself updates.
     @discardableResult
     mutating func tryPlace(_ jobID: String, at now: Int64, _ out: inout [ControllerAction]) -> Bool {
-        var reserved = reservations()
-        return tryPlace(jobID, nodes: state.nodes.values, reserved: &reserved, at: now, &out)
-    }
-
-    /// Places the job's pending attempt if a node has room; `reserved` grows by what it takes.
-    private mutating func tryPlace(_ jobID: String, nodes: some Collection<NodeRecord>, reserved: inout [String: Reservation], at now: Int64, _ out: inout [ControllerAction]) -> Bool {
         guard var job = state.jobs[jobID], let plan = job.pending, job.hold == nil, job.status == .queued else { return false }
         guard let node = Placement.choose(
-            plan.config.resources, nodes: nodes, reservations: reserved,
+            plan.config.resources, nodes: state.nodes.values, reservations: state.jobs.reserved,
             prefer: plan.preferNode, exclude: plan.excluded(at: now))
         else {
             let avoided = plan.excluded(at: now).sorted()
@@ -85,7 +80,6 @@ extension FleetController {
             return false
         }
         startAttempt(&job, on: node, plan: plan, at: now, &out)
-        reserved[node, default: Reservation()].add(job.config.resources)
         state.jobs[jobID] = job
         if state.deadlines.due[.startDeadline(jobID: jobID)] == nil {
             state.deadlines.set(.startDeadline(jobID: jobID), at: now + policy.detection.queueTimeout.milliseconds, &out)
@@ -121,19 +115,13 @@ extension FleetController {
         out.append(.assign(assignment, reason: plan.reason))
     }
 
-    /// What the core's assignments hold per node.
-    func reservations() -> [String: Reservation] { state.jobs.reserved }
-
     /// Places every job waiting for room, oldest first.
     mutating func placeWaitingJobs(at now: Int64, _ out: inout [ControllerAction]) {
         let waiting = state.jobs.waiting.compactMap { state.jobs[$0] }
             .filter { ($0.pending?.dueMs ?? .max) <= now }
             .sorted { ($0.queuedSinceMs, $0.submittedAtMs, $0.spec.id) < ($1.queuedSinceMs, $1.submittedAtMs, $1.spec.id) }
-        guard !waiting.isEmpty else { return }
-        let schedulable = Array(state.nodes.values)
-        var reserved = reservations()
         for job in waiting {
-            _ = tryPlace(job.spec.id, nodes: schedulable, reserved: &reserved, at: now, &out)
+            tryPlace(job.spec.id, at: now, &out)
         }
     }
 
