@@ -164,7 +164,7 @@ public actor Controller: Service {
             let loaded = try await store.load()
             core = FleetController(policy: policy, entities: loaded.entities, at: now())
             outbox = loaded.outbox.mapValues { ($0, ContinuousClock.now, 0) }
-            outboxCounter = 0
+            // outboxCounter goes on: a key of the loaded outbox must never be reused.
             performedOutbox = []
             let seconds = Double((ContinuousClock.now - started).nanoseconds) / 1e9
             metrics.stateLoadSeconds.record(seconds)
@@ -302,10 +302,10 @@ public actor Controller: Service {
             stateFailingSince = nil
             metrics.stateUnavailable.record(0)
         }
-        performedOutbox = []
+        // Only what this record deleted: the outbox performer may have added more meanwhile.
+        performedOutbox.removeFirst(min(performedOutbox.count, durable.count - added.count))
         for (key, action) in added { outbox[key] = (action, ContinuousClock.now, 0) }
         await perform(actions.filter { !$0.outlivesCrash })
-        await performOutbox()
         if actions.contains(where: { if case .publishEscalation = $0 { true } else { false } }) {
             metrics.openIncidents(core.openIncidentsByLevel)
         }
@@ -553,6 +553,7 @@ public actor Controller: Service {
     }
 
     /// Performs the outbox entries that are due, oldest first; a failed one waits (backing off) and blocks nothing.
+    /// Runs in the timer loop, outside `serialized`: a slow escalation stream never holds up event handling.
     private func performOutbox() async {
         let due = outbox.filter { $0.value.retryAt <= ContinuousClock.now }.keys.sorted()
         for key in due {
@@ -670,11 +671,12 @@ public actor Controller: Service {
         var idleFlush = ContinuousClock.now
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(100))
-            guard isLeader, caughtUp, stateProblem == nil else { continue }
-            let t = now()
-            let due = timers.popDue(atMs: t)
-            let outboxWaiting = !outbox.isEmpty || !performedOutbox.isEmpty
-            guard !due.isEmpty || (outboxWaiting && ContinuousClock.now - idleFlush > .milliseconds(500)) else { continue }
+            guard isLeader, stateProblem == nil else { continue }
+            if !outbox.isEmpty { await performOutbox() }
+            guard caughtUp else { continue }
+            let due = timers.popDue(atMs: now())
+            // Performed outbox entries are deleted with the next batch, or after a quiet half second.
+            guard !due.isEmpty || (!performedOutbox.isEmpty && ContinuousClock.now - idleFlush > .milliseconds(500)) else { continue }
             idleFlush = ContinuousClock.now
             await serialized {
                 guard isLeader, stateProblem == nil else { return }
