@@ -178,7 +178,7 @@ public actor StateStore {
             entries.append((key.description, try entity.map(Self.encode)))
         }
         for (key, action) in outbox {
-            entries.append((key, try action.map { Array(try JSONEncoder.archon.encode($0)) }))
+            entries.append((key, try action.map { Array(try JSONEncoder.state.encode($0)) }))
         }
         let batch = "\(writer)-\(run)-\(nextBatch)"
         nextBatch += 1
@@ -198,15 +198,22 @@ public actor StateStore {
         metrics.stateBatches.increment()
         if !flushing, ContinuousClock.now - lastFlush >= flushInterval {
             flushing = true
-            Task { await self.flush() }
+            Task { await self.flushNow() }
         }
         return written
     }
 
     /// Writes what was journaled since the last flush to KV, records the position, purges the journal below it.
-    /// On failure the entries stay to be flushed next time; the journal keeps them meanwhile.
+    /// On failure the entries stay to be flushed next time; the journal keeps them meanwhile. One flush at a time:
+    /// a second one purging below its position while the first still writes would lose the first one's entities.
     public func flush() async {
+        while flushing { try? await Task.sleep(for: .milliseconds(20)) }
         flushing = true
+        await flushNow()
+    }
+
+    /// A flush, `flushing` already set by the caller.
+    private func flushNow() async {
         defer {
             flushing = false
             lastFlush = ContinuousClock.now
@@ -253,8 +260,8 @@ public actor StateStore {
     /// Stores a finished job or resolved incident in `archon_archive`.
     public func archive(_ record: ArchivedRecord) async throws {
         switch record {
-        case .job(let job): try await archiveKV.put(EntityKey.job(job.spec.id).description, Array(try JSONEncoder.archon.encode(job)))
-        case .incident(let incident): try await archiveKV.put(EntityKey.incident(incident.id).description, Array(try JSONEncoder.archon.encode(incident)))
+        case .job(let job): try await archiveKV.put(EntityKey.job(job.spec.id).description, Array(try JSONEncoder.state.encode(job)))
+        case .incident(let incident): try await archiveKV.put(EntityKey.incident(incident.id).description, Array(try JSONEncoder.state.encode(incident)))
         }
     }
 
@@ -274,9 +281,10 @@ public actor StateStore {
 
     /// An entity's stored bytes: the JSON of its value alone (its key says what it is).
     static func encode(_ entity: StoredEntity) throws -> [UInt8] {
-        let encoder = JSONEncoder.archon
+        let encoder = JSONEncoder.state
         switch entity {
         case .job(let v): return Array(try encoder.encode(v))
+        case .spec(let v): return Array(try encoder.encode(v))
         case .node(let v): return Array(try encoder.encode(v))
         case .dataset(let v): return Array(try encoder.encode(v))
         case .incident(let v): return Array(try encoder.encode(v))
@@ -289,6 +297,7 @@ public actor StateStore {
         let data = Data(bytes)
         switch key {
         case .job: return .job(try decoder.decode(StoredJob.self, from: data))
+        case .spec: return .spec(try decoder.decode(JobSpec.self, from: data))
         case .node: return .node(try decoder.decode(StoredNode.self, from: data))
         case .dataset: return .dataset(try decoder.decode(DatasetRecord.self, from: data))
         case .incident: return .incident(try decoder.decode(StoredIncident.self, from: data))
@@ -348,5 +357,14 @@ enum JournalPart {
             size += entrySize
         }
         return parts
+    }
+}
+
+extension JSONEncoder {
+    /// What the store writes: NaN and infinities as strings (a loss can be NaN); keys unsorted, which is cheaper.
+    static var state: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return encoder
     }
 }

@@ -17,6 +17,8 @@ public struct JobTable: Sendable, Hashable, Codable, Sequence {
     private(set) var reserved: [String: Reservation] = [:]
     /// Jobs not finished, by the dataset their config reads.
     private(set) var onDataset: [String: Set<String>] = [:]
+    /// Jobs created or removed since ``takeCreatedOrRemoved()``: their spec is stored or deleted.
+    private var createdOrRemoved: Set<String> = []
 
     public init() {}
 
@@ -25,6 +27,7 @@ public struct JobTable: Sendable, Hashable, Codable, Sequence {
         set {
             let old = map[key]
             map[key] = newValue
+            if (old == nil) != (newValue == nil) { createdOrRemoved.insert(key) }
             reindex(key, old: old, new: newValue)
         }
     }
@@ -35,6 +38,11 @@ public struct JobTable: Sendable, Hashable, Codable, Sequence {
     public func makeIterator() -> Dictionary<String, JobRecord>.Iterator { map.makeIterator() }
 
     mutating func takeChanged() -> Set<String> { map.takeChanged() }
+
+    mutating func takeCreatedOrRemoved() -> Set<String> {
+        defer { createdOrRemoved = [] }
+        return createdOrRemoved
+    }
 
     mutating func load(_ key: String, _ value: JobRecord?) {
         let old = map[key]

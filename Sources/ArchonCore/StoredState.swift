@@ -3,7 +3,10 @@ public import ArchonModel
 /// One stored piece of the fleet state: the unit the controller persists, one per job, node, dataset and
 /// incident, plus one small fleet-wide record. No piece grows with the fleet.
 public enum EntityKey: Hashable, Codable, Sendable, Comparable, CustomStringConvertible {
+    /// A job's changing record (attempts, status, config in force).
     case job(String)
+    /// A job's spec as submitted: written once, when the job is created.
+    case spec(String)
     case node(String)
     case dataset(String)
     case incident(String)
@@ -16,6 +19,7 @@ public enum EntityKey: Hashable, Codable, Sendable, Comparable, CustomStringConv
     public var description: String {
         switch self {
         case .job(let id): "job.\(Self.escape(id))"
+        case .spec(let id): "spec.\(Self.escape(id))"
         case .node(let id): "node.\(Self.escape(id))"
         case .dataset(let id): "dataset.\(Self.escape(id))"
         case .incident(let id): "incident.\(Self.escape(id))"
@@ -34,6 +38,7 @@ public enum EntityKey: Hashable, Codable, Sendable, Comparable, CustomStringConv
         }
         switch key[..<dot] {
         case "job": self = .job(id)
+        case "spec": self = .spec(id)
         case "node": self = .node(id)
         case "dataset": self = .dataset(id)
         case "incident": self = .incident(id)
@@ -75,7 +80,8 @@ extension String {
     fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: Swift.max(0, width - count)) + self }
 }
 
-/// A job as stored: its record, its deadlines, and its observations still inside the correlation window.
+/// A job as stored: its record (the spec is stored apart, once: ``EntityKey/spec(_:)``), its deadlines, and its
+/// observations still inside the correlation window.
 public struct StoredJob: Codable, Sendable, Hashable {
     public var record: JobRecord
     public var timers: [TimerID: Int64]
@@ -108,6 +114,7 @@ public struct StoredFleet: Codable, Sendable, Hashable {
 /// The stored value of one ``EntityKey``.
 public enum StoredEntity: Codable, Sendable, Hashable {
     case job(StoredJob)
+    case spec(JobSpec)
     case node(StoredNode)
     case dataset(DatasetRecord)
     case incident(StoredIncident)
@@ -120,6 +127,7 @@ extension FleetState {
     public mutating func takeChanges() -> Set<EntityKey> {
         var keys: Set<EntityKey> = [.fleet]
         for id in jobs.takeChanged() { keys.insert(.job(id)) }
+        for id in jobs.takeCreatedOrRemoved() { keys.insert(.spec(id)) }
         for id in nodes.takeChanged() { keys.insert(.node(id)) }
         for id in datasets.takeChanged() { keys.insert(.dataset(id)) }
         for id in incidents.takeChanged() { keys.insert(.incident(id)) }
@@ -132,9 +140,12 @@ extension FleetState {
     public func stored(_ key: EntityKey) -> StoredEntity? {
         switch key {
         case .job(let id):
-            guard let record = jobs[id] else { return nil }
+            guard var record = jobs[id] else { return nil }
+            record.spec = JobSpec(id: id)  // stored apart, once
             let observations = correlation.observations(of: id)
             return .job(StoredJob(record: record, timers: deadlines.owned(by: key), failures: observations.failures, healthy: observations.healthy))
+        case .spec(let id):
+            return jobs[id].map { .spec($0.spec) }
         case .node(let id):
             return nodes[id].map { .node(StoredNode(record: $0, timers: deadlines.owned(by: key))) }
         case .dataset(let id):
@@ -151,13 +162,14 @@ extension FleetState {
         self.init()
         var failures: [FailureObservation] = []
         var healthy: [HealthyObservation] = []
+        var specs: [String: JobSpec] = [:]
+        var stored: [StoredJob] = []
         for entity in entities {
             switch entity {
             case .job(let job):
-                jobs.load(job.record.spec.id, job.record)
-                deadlines.load(.job(job.record.spec.id), job.timers)
-                failures += job.failures
-                healthy += job.healthy
+                stored.append(job)
+            case .spec(let spec):
+                specs[spec.id] = spec
             case .node(let node):
                 nodes.load(node.record.id, node.record)
                 deadlines.load(.node(node.record.id), node.timers)
@@ -172,6 +184,15 @@ extension FleetState {
                 incidents.nextNumber = Swift.max(incidents.nextNumber, fleet.nextIncidentNumber)
                 freezes = fleet.freezes
             }
+        }
+        for job in stored {
+            var record = job.record
+            let id = record.spec.id
+            if let spec = specs[id] { record.spec = spec }
+            jobs.load(id, record)
+            deadlines.load(.job(id), job.timers)
+            failures += job.failures
+            healthy += job.healthy
         }
         correlation.load(failures: failures, healthy: healthy)
         correlation.finishLoading(keepSince: keepSince)

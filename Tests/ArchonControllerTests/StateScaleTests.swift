@@ -20,7 +20,7 @@ struct StateScaleTests {
         var core = StateScale.fleet(jobs: Self.jobs, nodes: Self.nodes, at: now)
         let store = try await StateStore.open(fleet.js, writer: "scale", flushInterval: .seconds(3600), logger: Logger(label: "test.scale"))
         let everything = core.takeChanges().map { ($0, core.stored($0)) }
-        #expect(everything.count == Self.jobs + Self.nodes + 1)
+        #expect(everything.count == 2 * Self.jobs + Self.nodes + 1)  // a record and a spec per job
         try await store.commit(everything, outbox: [])
         await store.flush()
 
