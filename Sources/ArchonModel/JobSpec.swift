@@ -41,6 +41,20 @@ public struct JobSpec: Codable, Sendable, Hashable {
         config = try c.decodeIfPresent(TrainingConfig.self, forKey: .config) ?? TrainingConfig()
         labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
     }
+
+    private enum CodingKeys: String, CodingKey { case id, name, team, command, env, config, labels }
+
+    /// Writes what differs from the defaults the decoder fills in: `{"id": "job-1"}` for a bare spec.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        if !name.isEmpty { try c.encode(name, forKey: .name) }
+        if !team.isEmpty { try c.encode(team, forKey: .team) }
+        if !command.isEmpty { try c.encode(command, forKey: .command) }
+        if !env.isEmpty { try c.encode(env, forKey: .env) }
+        if config != TrainingConfig() { try c.encode(config, forKey: .config) }
+        if !labels.isEmpty { try c.encode(labels, forKey: .labels) }
+    }
 }
 
 /// Desired state of one job on one node (KV `archon_desired`, key `<node>.<job>`).
