@@ -145,24 +145,57 @@ public actor StateStore {
             run = String(UInt32.random(in: .min ... .max), radix: 36)
         }
 
+        // Decoding is most of a load: spread it over the cores.
+        let pairs = Array(values)
+        let slices = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
+        let decoded = await withTaskGroup(of: Decoded.self) { group in
+            for slice in 0..<slices {
+                group.addTask {
+                    Self.decodeAll(pairs[(pairs.count * slice / slices)..<(pairs.count * (slice + 1) / slices)])
+                }
+            }
+            var all = Decoded()
+            for await part in group {
+                all.entities += part.entities
+                all.outbox.merge(part.outbox) { a, _ in a }
+                all.unknown += part.unknown
+                all.errors += part.errors
+            }
+            return all
+        }
+        for key in decoded.unknown { logger.warning("controller.state.unknown_key", metadata: ["kv.key": "\(key)"]) }
+        for (key, error) in decoded.errors {
+            metrics.stateLoadErrors.increment()
+            logger.error("controller.state.entity_unreadable", metadata: ["kv.key": "\(key)", "error": "\(error)"])
+        }
+        let entities = decoded.entities, outbox = decoded.outbox
+        return Loaded(entities: entities, outbox: outbox, journalRecords: records, bytes: bytes)
+    }
+
+    private struct Decoded: Sendable {
         var entities: [StoredEntity] = []
         var outbox: [String: ControllerAction] = [:]
-        entities.reserveCapacity(values.count)
-        for (key, value) in values {
+        var unknown: [String] = []
+        var errors: [(String, String)] = []
+    }
+
+    private static func decodeAll(_ pairs: ArraySlice<(key: String, value: [UInt8])>) -> Decoded {
+        var out = Decoded()
+        out.entities.reserveCapacity(pairs.count)
+        for (key, value) in pairs {
             do {
-                if key.hasPrefix(Self.outboxPrefix) {
-                    outbox[key] = try JSONDecoder.archon.decode(ControllerAction.self, from: Data(value))
+                if key.hasPrefix(outboxPrefix) {
+                    out.outbox[key] = try JSONDecoder.archon.decode(ControllerAction.self, from: Data(value))
                 } else if let entityKey = EntityKey(key) {
-                    entities.append(try Self.decode(entityKey, value))
+                    out.entities.append(try decode(entityKey, value))
                 } else {
-                    logger.warning("controller.state.unknown_key", metadata: ["kv.key": "\(key)"])
+                    out.unknown.append(key)
                 }
             } catch {
-                metrics.stateLoadErrors.increment()
-                logger.error("controller.state.entity_unreadable", metadata: ["kv.key": "\(key)", "error": "\(error)"])
+                out.errors.append((key, "\(error)"))
             }
         }
-        return Loaded(entities: entities, outbox: outbox, journalRecords: records, bytes: bytes)
+        return out
     }
 
     // MARK: Writing
