@@ -44,6 +44,7 @@ public actor StateStore {
     private var unflushed: [String: [UInt8]?] = [:]
     private var flushing = false
     private var lastFlush = ContinuousClock.now
+    private var lastMarkerPurge = ContinuousClock.now
 
     init(js: JetStream, stateKV: KeyValue, archiveKV: KeyValue, writer: String, maxPartBytes: Int = 900_000,
          flushInterval: Duration, logger: Logger, metrics: ControllerMetrics) {
@@ -273,6 +274,12 @@ public actor StateStore {
             try await stateKV.put(Self.positionKey, Array(String(position).utf8))
             try await js.purge(Self.journalStream, below: position + 1)
             metrics.stateFlushes.increment()
+            // Archived entities leave delete markers; drop the old ones now and then so the bucket does not keep
+            // one per job ever seen.
+            if batch.values.contains(where: { $0 == nil }), ContinuousClock.now - lastMarkerPurge > .seconds(3600) {
+                lastMarkerPurge = ContinuousClock.now
+                await purgeDeleteMarkers()
+            }
         } catch {
             // Newer values journaled meanwhile win; the rest goes again next time.
             for (key, value) in batch where unflushed[key] == nil { unflushed[key] = value }
@@ -281,8 +288,8 @@ public actor StateStore {
         }
     }
 
-    /// Drops delete markers left by archived entities (housekeeping, now and then).
-    func purgeDeleteMarkers() async {
+    /// Drops delete markers older than 30 minutes left by archived entities.
+    private func purgeDeleteMarkers() async {
         do { try await stateKV.purgeDeletes() } catch {
             logger.warning("controller.state.purge_deletes_failed", metadata: ["error": "\(error)"])
         }

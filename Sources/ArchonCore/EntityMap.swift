@@ -9,8 +9,6 @@ public struct EntityMap<Value: Codable & Sendable & Hashable>: Sendable, Hashabl
 
     public init() {}
 
-    public init(_ storage: [String: Value]) { self.storage = storage }
-
     public subscript(key: String) -> Value? {
         get { storage[key] }
         set {
