@@ -285,7 +285,7 @@ public actor Controller: Service {
         var added: [(String, ControllerAction)] = []
         for action in actions where action.outlivesCrash {
             outboxCounter += 1
-            let key = "\(StateStore.outboxPrefix)\(config.id.filter { $0.isLetter || $0.isNumber })-\(roleSinceMs)-\(String(outboxCounter).leftPadded(12))"
+            let key = "\(StateStore.outboxPrefix)\(config.id.filter { $0.isLetter || $0.isNumber })-\(roleSinceMs)-\(String(format: "%012llu", outboxCounter))"
             durable.append((key, action))
             added.append((key, action))
         }
@@ -712,10 +712,6 @@ extension ControllerAction {
             false
         }
     }
-}
-
-extension String {
-    fileprivate func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 extension ControllerAction {

@@ -14,8 +14,6 @@ struct TimerQueue {
     private var due: [TimerID: Int64] = [:]
     private var heap = Heap<Entry>()
 
-    var count: Int { due.count }
-
     mutating func schedule(_ id: TimerID, at ms: Int64) {
         due[id] = ms
         heap.insert(Entry(atMs: ms, id: id))

@@ -54,7 +54,10 @@ public enum EntityKey: Hashable, Codable, Sendable, Comparable, CustomStringConv
                 UInt8(ascii: "-"), UInt8(ascii: "_"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             default:
-                out += "=" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+                let hex = Array("0123456789ABCDEF".unicodeScalars)
+                out.unicodeScalars.append("=")
+                out.unicodeScalars.append(hex[Int(byte >> 4)])
+                out.unicodeScalars.append(hex[Int(byte & 0xF)])
             }
         }
         return out
@@ -74,10 +77,6 @@ public enum EntityKey: Hashable, Codable, Sendable, Comparable, CustomStringConv
         }
         return String(validating: bytes, as: UTF8.self)
     }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: Swift.max(0, width - count)) + self }
 }
 
 /// A job as stored: its record (the spec is stored apart, once: ``EntityKey/spec(_:)``), its deadlines, and its
