@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         // Already in the graph through swift-nio; its Heap orders the controller's timers.
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        // Ed25519 (signed assignments, NATS NKeys) and SHA-256 (checkpoint checksums, API token hashes).
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
     ],
     targets: [
         // System libraries (Debian: libnats-dev, libprotobuf-c-dev).
@@ -28,10 +30,14 @@ let package = Package(
         .target(name: "ArchonProto", dependencies: ["CProtobufC"]),
 
         .target(name: "ArchonModel", swiftSettings: strict),
-        .target(name: "ArchonWire", dependencies: ["ArchonModel", "ArchonProto", "CProtobufC"], swiftSettings: strict),
+        .target(
+            name: "ArchonWire",
+            dependencies: ["ArchonModel", "ArchonProto", "CProtobufC", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .target(
             name: "ArchonNATS",
-            dependencies: ["CNATS", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CNATS", .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .target(name: "ArchonCore", dependencies: ["ArchonModel"], swiftSettings: strict),
@@ -42,6 +48,7 @@ let package = Package(
             dependencies: [
                 "ArchonModel", "ArchonWire", "ArchonNATS", "CArchonSpawn",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
@@ -56,6 +63,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),

@@ -47,7 +47,7 @@ public final class CheckpointKeeper: @unchecked Sendable {
             throw .outsideCheckpointDirectory(path)
         }
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved),
-              let sha = SHA256Digest.hex(ofFile: resolved)
+              let sha = Checksum.sha256Hex(ofFile: resolved)
         else { throw .missing(path) }
         let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
         let record = Record(path: resolved, epoch: epoch, step: step, sizeBytes: size, sha256: sha, attempt: attempt)
@@ -72,7 +72,7 @@ public final class CheckpointKeeper: @unchecked Sendable {
         let candidates = lock.withLock { records }
         var skipped: [Record] = []
         for record in candidates.reversed() {
-            if SHA256Digest.hex(ofFile: record.path) == record.sha256 { return (record, skipped) }
+            if Checksum.sha256Hex(ofFile: record.path) == record.sha256 { return (record, skipped) }
             skipped.append(record)
         }
         return (nil, skipped)
