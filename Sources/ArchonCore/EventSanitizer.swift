@@ -43,6 +43,9 @@ public enum EventSanitizer {
     /// `event` with every number the core cannot judge on replaced, and one reason per replaced field, e.g.
     /// "epoch.durationSeconds is nan; treated as unknown (0)". An event that needs no change comes back unchanged,
     /// with no problems.
+    /// Longest free text of an agent's report that reaches an incident.
+    public static let maxTextCharacters = 2000
+
     public static func sanitize(_ event: TrainingEvent, at now: Int64) -> (event: TrainingEvent, problems: [String]) {
         var check = Check(now: now)
         var event = event
@@ -97,6 +100,10 @@ public enum EventSanitizer {
             check.count(&status.usage.runningJobs, "nodeStatus.usage.runningJobs")
             check.startTime(&status.startedAtMs, "nodeStatus.startedAtMs")
             event.body = .nodeStatus(status)
+        case .securityAlert(var alert):
+            check.text(&alert.detail, "securityAlert.detail")
+            check.text(&alert.subject, "securityAlert.subject")
+            event.body = .securityAlert(alert)
         }
         return (event, check.problems)
     }
@@ -105,6 +112,13 @@ public enum EventSanitizer {
     private struct Check {
         let now: Int64
         var problems: [String] = []
+
+        /// Text that goes into an incident verbatim: at most ``maxTextCharacters`` characters.
+        mutating func text(_ value: inout String, _ field: String) {
+            guard value.count > EventSanitizer.maxTextCharacters else { return }
+            problems.append("\(field) has \(value.count) characters; kept the first \(EventSanitizer.maxTextCharacters)")
+            value = String(value.prefix(EventSanitizer.maxTextCharacters))
+        }
 
         mutating func duration(_ value: inout Double, _ field: String) {
             let why: String

@@ -142,6 +142,14 @@ extension FleetController {
             applyNodeStatus(status, eventTimeMs: event.timeMs, at: now, &out)
             return
         }
+        if case .securityAlert(let alert) = event.body {
+            let about = alert.subject.isEmpty ? "" : " (\(alert.subject))"
+            raiseSecurity(
+                node: event.nodeID,
+                evidence: "the agent on node \(event.nodeID) reports \(alert.kind.rawValue)\(about): \(alert.detail)",
+                at: now, &out)
+            return
+        }
         guard !event.jobID.isEmpty, var job = state.jobs[event.jobID], let index = job.attemptIndex(event.attempt) else { return }
         guard job.history[index].nodeID == event.nodeID else {
             raiseSecurity(
@@ -157,7 +165,7 @@ extension FleetController {
             recordCheckpoint(&job, written, attempt: event.attempt, node: event.nodeID, at: now)
         case .exited(let exit) where !live:
             job.history[index].lastExit = exit
-        case .accepted, .started, .epoch, .step, .resources, .exited, .heartbeat, .nodeStatus:
+        case .accepted, .started, .epoch, .step, .resources, .exited, .heartbeat, .nodeStatus, .securityAlert:
             break
         }
         state.jobs[event.jobID] = job
@@ -185,7 +193,7 @@ extension FleetController {
             heartbeat(jobID, index: index, beat, failureTime: failureTime, at: now, &out)
         case .exited(let exit):
             exited(jobID, index: index, exit, failureTime: failureTime, at: now, &out)
-        case .nodeStatus:
+        case .nodeStatus, .securityAlert:
             break
         }
     }

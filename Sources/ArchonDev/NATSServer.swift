@@ -4,8 +4,11 @@ public import Foundation
 ///
 /// `stop()` and `start()` again keep the port and the store: that is a server restart.
 public final class NATSServer: @unchecked Sendable {
-    public let port: Int
+    /// Fixed once `init` returns.
+    public private(set) var port: Int
     public let storeDirectory: URL
+    /// nats-server `authorization` block to run with (see ``FleetCredentials``); nil = no authentication.
+    public let authorizationFile: String?
     private let removeStoreOnExit: Bool
     private var process: Process?
     private let lock = NSLock()
@@ -15,13 +18,24 @@ public final class NATSServer: @unchecked Sendable {
     /// Starts a server on `port` (0 = a free one) with its JetStream store in `storeDirectory`
     /// (nil = a temporary folder, removed when this object goes); throws when `nats-server` is missing
     /// (saying how to install it) or does not come up.
-    public init(port: Int = 0, storeDirectory: URL? = nil) throws {
+    public init(port: Int = 0, storeDirectory: URL? = nil, authorizationFile: String? = nil) throws {
         self.port = port == 0 ? try freeLoopbackPort() : port
+        self.authorizationFile = authorizationFile
         removeStoreOnExit = storeDirectory == nil
         self.storeDirectory = storeDirectory
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("archon-nats-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.storeDirectory, withIntermediateDirectories: true)
-        try start()
+        // A free port can be taken by another test's server between the probe and the bind: try another.
+        var attempts = 0
+        while true {
+            do {
+                try start()
+                return
+            } catch let error as DevError where port == 0 && attempts < 5 && error.description.contains("address already in use") {
+                attempts += 1
+                self.port = try freeLoopbackPort()
+            }
+        }
     }
 
     deinit {
@@ -35,7 +49,8 @@ public final class NATSServer: @unchecked Sendable {
         guard process == nil else { return }
         let p = Process()
         p.executableURL = try executable("nats-server")
-        p.arguments = ["-js", "-a", "127.0.0.1", "-p", "\(port)", "-sd", storeDirectory.path]
+        try writeConfiguration()
+        p.arguments = ["-c", configurationFile.path]
         let log = storeDirectory.appendingPathComponent("server.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
@@ -43,15 +58,51 @@ public final class NATSServer: @unchecked Sendable {
         p.standardError = handle
         try p.run()
         process = p
-        // Ready when it accepts TCP connections (JetStream is up by then: it starts before the client listener).
+        // Ready when *this* process says so (a port that accepts connections may be another server's).
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if canConnect(port: port) { return }
             guard p.isRunning else { break }
+            if ((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("Server is ready") { return }
             usleep(20_000)
         }
+        if p.isRunning { p.terminate() }
+        process = nil
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         throw DevError("nats-server did not start on port \(port): \(text.suffix(2000))")
+    }
+
+    private var configurationFile: URL { storeDirectory.appendingPathComponent("server.conf") }
+    private var logFile: URL { storeDirectory.appendingPathComponent("server.log") }
+
+    /// Loopback listener, JetStream in the store directory, and the authorization block inline (nats-server
+    /// resolves `include` relative to the including file, so a copy is simpler than a path).
+    private func writeConfiguration() throws {
+        var text = """
+            listen: 127.0.0.1:\(port)
+            jetstream { store_dir: "\(storeDirectory.path)" }
+            max_payload: 1MB
+
+            """
+        if let authorizationFile { text += try String(contentsOfFile: authorizationFile, encoding: .utf8) }
+        try Data(text.utf8).write(to: configurationFile, options: .atomic)
+    }
+
+    /// Re-reads the authorization file (e.g. after ``FleetCredentials/add(nodes:)``) and waits until the
+    /// server has applied it.
+    public func reload() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let p = process, p.isRunning else { return }
+        try writeConfiguration()
+        let reloads = { ((try? String(contentsOf: self.logFile, encoding: .utf8)) ?? "").components(separatedBy: "Reloaded server configuration").count }
+        let before = reloads()
+        kill(p.processIdentifier, SIGHUP)
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if reloads() > before { return }
+            usleep(10_000)
+        }
+        throw DevError("nats-server did not reload its configuration within 10 s; see \(logFile.path)")
     }
 
     /// Stops the server (SIGTERM, then waits). Idempotent.
@@ -107,17 +158,4 @@ public func freeLoopbackPort() throws -> Int {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
     }
     return Int(UInt16(bigEndian: addr.sin_port))
-}
-
-func canConnect(port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = UInt16(port).bigEndian
-    return withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
 }

@@ -101,6 +101,8 @@ public struct NodeStatus: Codable, Sendable, Hashable {
     public var enforcement: EnforcementCapabilities
     public var startedAtMs: Int64
     public var runningJobs: [String]
+    /// The agent runs assignments without checking their signature (`--insecure-unsigned-assignments`).
+    public var unsignedAssignmentsAccepted: Bool
 
     public init(
         nodeID: String,
@@ -111,7 +113,8 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         labels: [String: String] = [:],
         enforcement: EnforcementCapabilities = EnforcementCapabilities(),
         startedAtMs: Int64 = 0,
-        runningJobs: [String] = []
+        runningJobs: [String] = [],
+        unsignedAssignmentsAccepted: Bool = false
     ) {
         self.nodeID = nodeID
         self.hostname = hostname
@@ -122,5 +125,26 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         self.enforcement = enforcement
         self.startedAtMs = startedAtMs
         self.runningJobs = runningJobs
+        self.unsignedAssignmentsAccepted = unsignedAssignmentsAccepted
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case nodeID, hostname, agentVersion, capacity, usage, labels, enforcement, startedAtMs, runningJobs, unsignedAssignmentsAccepted
+    }
+
+    // Stored node records written before `unsignedAssignmentsAccepted` existed decode with `false`.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            nodeID: try c.decode(String.self, forKey: .nodeID),
+            hostname: try c.decode(String.self, forKey: .hostname),
+            agentVersion: try c.decode(String.self, forKey: .agentVersion),
+            capacity: try c.decode(NodeCapacity.self, forKey: .capacity),
+            usage: try c.decode(NodeUsage.self, forKey: .usage),
+            labels: try c.decode([String: String].self, forKey: .labels),
+            enforcement: try c.decode(EnforcementCapabilities.self, forKey: .enforcement),
+            startedAtMs: try c.decode(Int64.self, forKey: .startedAtMs),
+            runningJobs: try c.decode([String].self, forKey: .runningJobs),
+            unsignedAssignmentsAccepted: try c.decodeIfPresent(Bool.self, forKey: .unsignedAssignmentsAccepted) ?? false)
     }
 }

@@ -217,6 +217,30 @@ public struct Heartbeat: Codable, Sendable, Hashable {
     }
 }
 
+/// Something an agent refused because it failed an authenticity check; the controller opens a security
+/// incident for the node.
+public struct SecurityAlert: Codable, Sendable, Hashable {
+    public enum Kind: String, Codable, Sendable, Hashable {
+        /// A kind this build does not know (a newer agent's).
+        case unspecified
+        /// An assignment whose signature does not verify, or whose fencing epoch is beyond the leader's lease.
+        case assignmentRejected = "assignment_rejected"
+        /// NATS refused a publish or subscription of this node (its credential does not allow it).
+        case permissionViolation = "permission_violation"
+    }
+
+    public var kind: Kind
+    public var detail: String
+    /// The KV key or subject concerned.
+    public var subject: String
+
+    public init(kind: Kind, detail: String, subject: String = "") {
+        self.kind = kind
+        self.detail = detail
+        self.subject = subject
+    }
+}
+
 /// Everything an agent says, on `archon.v1.events.<node>.<job>` (or `<node>._node`).
 public struct TrainingEvent: Codable, Sendable, Hashable {
     public enum Body: Codable, Sendable, Hashable {
@@ -229,6 +253,7 @@ public struct TrainingEvent: Codable, Sendable, Hashable {
         case exited(JobExited)
         case heartbeat(Heartbeat)
         case nodeStatus(NodeStatus)
+        case securityAlert(SecurityAlert)
     }
 
     /// Empty for node-wide events.

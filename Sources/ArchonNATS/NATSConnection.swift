@@ -143,6 +143,9 @@ public final class NATSConnection: @unchecked Sendable {
             if options.retryOnFailedConnect {
                 try check(natsOptions_SetRetryOnFailedConnect(opts, true, nil, nil), "natsOptions_SetRetryOnFailedConnect")
             }
+            if let prefix = options.inboxPrefix {
+                try check(natsOptions_SetCustomInboxPrefix(opts, prefix), "natsOptions_SetCustomInboxPrefix(\(prefix))")
+            }
             switch options.auth {
             case .none:
                 break

@@ -9,6 +9,11 @@ public struct NATSOptions: Sendable {
         case nkey(publicKey: String, seedFile: String)
         /// A `.creds` file (JWT and seed), as issued by an operator.
         case credentials(file: String)
+
+        /// The NKey identity whose seed is in `path` (see ``NKeyPair``); throws when the file holds none.
+        public static func nkey(seedFile path: String) throws(NATSError) -> Auth {
+            .nkey(publicKey: try NKeyPair(seedFile: path).publicKey, seedFile: path)
+        }
     }
 
     public struct TLS: Sendable {
@@ -43,6 +48,9 @@ public struct NATSOptions: Sendable {
     public var retryOnFailedConnect: Bool
     /// Bytes buffered while disconnected; publishes beyond this fail instead of being lost silently.
     public var reconnectBufferBytes: Int
+    /// Prefix of this client's reply inboxes (default `_INBOX`). A node's credential may subscribe only to
+    /// `_INBOX.<node>.>`, so that it can never read replies meant for another client.
+    public var inboxPrefix: String?
 
     public init(
         servers: [String],
@@ -53,7 +61,8 @@ public struct NATSOptions: Sendable {
         reconnectDelay: Duration = .milliseconds(100),
         maxReconnectDelay: Duration = .seconds(5),
         retryOnFailedConnect: Bool = false,
-        reconnectBufferBytes: Int = 8 * 1024 * 1024
+        reconnectBufferBytes: Int = 8 * 1024 * 1024,
+        inboxPrefix: String? = nil
     ) {
         self.servers = servers
         self.name = name
@@ -64,6 +73,7 @@ public struct NATSOptions: Sendable {
         self.maxReconnectDelay = maxReconnectDelay
         self.retryOnFailedConnect = retryOnFailedConnect
         self.reconnectBufferBytes = reconnectBufferBytes
+        self.inboxPrefix = inboxPrefix
     }
 
     /// `nats://a:4222,nats://b:4222` → two servers.

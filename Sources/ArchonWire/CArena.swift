@@ -1,3 +1,5 @@
+internal import CProtobufC
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -30,6 +32,13 @@ final class CArena {
         guard let copy else { preconditionFailure("strdup failed: out of memory") }
         blocks.append(UnsafeMutableRawPointer(copy))
         return copy
+    }
+
+    /// A `bytes` field: a copy of `bytes`.
+    func bytes(_ bytes: [UInt8]) -> ProtobufCBinaryData {
+        let copy = allocate(UInt8.self, count: bytes.count)
+        copy.initialize(from: bytes, count: bytes.count)
+        return ProtobufCBinaryData(len: bytes.count, data: copy)
     }
 
     /// Uninitialised memory for `count` values of a C type (trivial, so no deinitialisation).

@@ -95,6 +95,12 @@ private func hexPrefix(_ bytes: some Collection<UInt8>) -> String {
 
 /// Reading fields of unpacked messages. `field` names the field for error messages, e.g. `JobExited.log_tail[2]`.
 enum CRead {
+    /// A `bytes` field (empty when absent).
+    static func bytes(_ data: ProtobufCBinaryData) -> [UInt8] {
+        guard data.len > 0, let pointer = data.data else { return [] }
+        return Array(UnsafeBufferPointer(start: pointer, count: data.len))
+    }
+
     /// A string field; protobuf-c sets absent ones to "" but NULL is tolerated.
     static func string(_ pointer: UnsafePointer<CChar>?, _ field: @autoclosure () -> String) throws(WireError) -> String {
         guard let pointer else { return "" }

@@ -35,6 +35,7 @@ extension NodeStatus: WireMessage, CPackable {
         c.enforcement = arena.message(enforcement)
         c.started_at_ms = startedAtMs
         (c.n_running_jobs, c.running_jobs) = arena.strings(runningJobs)
+        c.unsigned_assignments_accepted = unsignedAssignmentsAccepted ? 1 : 0
     }
 
     init(c: CMessage) throws(WireError) {
@@ -47,7 +48,8 @@ extension NodeStatus: WireMessage, CPackable {
             labels: try CRead.map(c.n_labels, c.labels, "NodeStatus.labels") { ($0.key, $0.value) },
             enforcement: try CRead.message(c.enforcement, absent: EnforcementCapabilities()),
             startedAtMs: c.started_at_ms,
-            runningJobs: try CRead.strings(c.n_running_jobs, c.running_jobs, "NodeStatus.running_jobs")
+            runningJobs: try CRead.strings(c.n_running_jobs, c.running_jobs, "NodeStatus.running_jobs"),
+            unsignedAssignmentsAccepted: c.unsigned_assignments_accepted != 0
         )
     }
 }

@@ -56,6 +56,9 @@ extension TrainingEvent: WireMessage, CPackable {
         case .nodeStatus(let nodeStatus):
             c.body_case = ARCHON__V1__TRAINING_EVENT__BODY_NODE_STATUS
             c.node_status = arena.message(nodeStatus)
+        case .securityAlert(let alert):
+            c.body_case = ARCHON__V1__TRAINING_EVENT__BODY_SECURITY_ALERT
+            c.security_alert = arena.message(alert)
         }
     }
 
@@ -82,6 +85,8 @@ extension TrainingEvent: WireMessage, CPackable {
             body = .heartbeat(try Self.arm(c.heartbeat, "heartbeat"))
         case ARCHON__V1__TRAINING_EVENT__BODY_NODE_STATUS:
             body = .nodeStatus(try Self.arm(c.node_status, "node_status"))
+        case ARCHON__V1__TRAINING_EVENT__BODY_SECURITY_ALERT:
+            body = .securityAlert(try Self.arm(c.security_alert, "security_alert"))
         default:
             throw WireError(
                 .missingBody,
@@ -302,6 +307,43 @@ extension Heartbeat: CMessageConvertible {
 
     init(c: CMessage) throws(WireError) {
         self.init(runningJobs: CRead.int(c.running_jobs), secondsSinceProgress: c.seconds_since_progress)
+    }
+}
+
+extension SecurityAlert: CMessageConvertible {
+    typealias CMessage = Archon__V1__SecurityAlert
+    static var cInit: (UnsafeMutablePointer<CMessage>?) -> Void { archon__v1__security_alert__init }
+
+    func fill(_ c: inout CMessage, in arena: CArena) {
+        c.kind = kind.wire
+        c.detail = arena.string(detail)
+        c.subject = arena.string(subject)
+    }
+
+    init(c: CMessage) throws(WireError) {
+        self.init(
+            kind: Kind(wire: c.kind),
+            detail: try CRead.string(c.detail, "SecurityAlert.detail"),
+            subject: try CRead.string(c.subject, "SecurityAlert.subject"))
+    }
+}
+
+extension SecurityAlert.Kind {
+    var wire: Archon__V1__SecurityAlert__Kind {
+        switch self {
+        case .unspecified: ARCHON__V1__SECURITY_ALERT__KIND__KIND_UNSPECIFIED
+        case .assignmentRejected: ARCHON__V1__SECURITY_ALERT__KIND__KIND_ASSIGNMENT_REJECTED
+        case .permissionViolation: ARCHON__V1__SECURITY_ALERT__KIND__KIND_PERMISSION_VIOLATION
+        }
+    }
+
+    /// A kind this build does not know is `.unspecified`: the alert still opens the node's security incident.
+    init(wire: Archon__V1__SecurityAlert__Kind) {
+        switch wire {
+        case ARCHON__V1__SECURITY_ALERT__KIND__KIND_ASSIGNMENT_REJECTED: self = .assignmentRejected
+        case ARCHON__V1__SECURITY_ALERT__KIND__KIND_PERMISSION_VIOLATION: self = .permissionViolation
+        default: self = .unspecified
+        }
     }
 }
 

@@ -101,6 +101,8 @@ enum Fixtures {
         ))),
         event(8, .heartbeat(Heartbeat(runningJobs: 3, secondsSinceProgress: 12.5))),
         TrainingEvent(jobID: "", nodeID: "gpu-node-3", attempt: 0, sequence: 9, timeMs: -5, body: .nodeStatus(nodeStatus)),
+        TrainingEvent(jobID: "", nodeID: "gpu-node-3", attempt: 0, sequence: 10, timeMs: 7, body: .securityAlert(SecurityAlert(
+            kind: .permissionViolation, detail: "Permissions Violation for Publish to \"archon.v1.events.n2.j\" ✋", subject: "archon.v1.events.n2.j"))),
     ]
 
     /// An epoch whose loss is NaN: compared field by field, since NaN != NaN.
@@ -154,6 +156,7 @@ enum Fixtures {
             Sample(spec, name: "JobSpec"),
             Sample(config, name: "TrainingConfig"),
             Sample(assignment, name: "JobAssignment"),
+            Sample(SignedAssignment(unsigned: assignment), name: "SignedAssignment"),
             Sample(nodeStatus, name: "NodeStatus"),
             Sample(logRequest, name: "LogRequest"),
             Sample(logReply, name: "LogReply"),
@@ -167,6 +170,7 @@ enum Fixtures {
         (JobSpec.protoMessageName, { bytes throws(WireError) in _ = try JobSpec.decode(bytes) }),
         (TrainingConfig.protoMessageName, { bytes throws(WireError) in _ = try TrainingConfig.decode(bytes) }),
         (JobAssignment.protoMessageName, { bytes throws(WireError) in _ = try JobAssignment.decode(bytes) }),
+        (SignedAssignment.protoMessageName, { bytes throws(WireError) in _ = try SignedAssignment.decode(bytes) }),
         (NodeStatus.protoMessageName, { bytes throws(WireError) in _ = try NodeStatus.decode(bytes) }),
         (LogRequest.protoMessageName, { bytes throws(WireError) in _ = try LogRequest.decode(bytes) }),
         (LogReply.protoMessageName, { bytes throws(WireError) in _ = try LogReply.decode(bytes) }),
@@ -185,6 +189,7 @@ enum Fixtures {
         case .exited: "exited"
         case .heartbeat: "heartbeat"
         case .nodeStatus: "nodeStatus"
+        case .securityAlert: "securityAlert"
         }
     }
 }

@@ -99,6 +99,13 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             jobID: "", nodeID: "gpu-node-3", attempt: 0, sequence: 1234, timeMs: 1_732_870_365_000,
             body: .heartbeat(Heartbeat(runningJobs: 3, secondsSinceProgress: 0))
         )),
+        expect("event-security-alert", TrainingEvent(
+            jobID: "", nodeID: "gpu-node-3", attempt: 0, sequence: 77, timeMs: 1_732_870_366_000,
+            body: .securityAlert(SecurityAlert(
+                kind: .assignmentRejected, detail: "the signature does not verify against this agent's assignment public key",
+                subject: "gpu-node-3.resnet50-a"))
+        )),
+        expect("signed-assignment", SignedAssignment(assignment: [0x0a, 0x02, 0x0a, 0x00, 0x10, 0x01], signature: [1, 2, 3, 0xff])),
         expect("event-node-status", TrainingEvent(
             jobID: "", nodeID: "gpu-node-3", attempt: 0, sequence: 1, timeMs: 1_732_860_000_000,
             body: .nodeStatus(NodeStatus(

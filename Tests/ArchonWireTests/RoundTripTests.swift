@@ -11,7 +11,7 @@ import Testing
 
     @Test func everyBodyArmHasAFixture() {
         let arms = Set(Fixtures.events.map { Fixtures.armName($0.body) })
-        #expect(arms == ["accepted", "started", "epoch", "step", "checkpoint", "resources", "exited", "heartbeat", "nodeStatus"])
+        #expect(arms == ["accepted", "started", "epoch", "step", "checkpoint", "resources", "exited", "heartbeat", "nodeStatus", "securityAlert"])
     }
 
     @Test func nanLossStaysNaN() throws {

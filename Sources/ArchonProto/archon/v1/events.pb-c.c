@@ -412,6 +412,51 @@ void   archon__v1__heartbeat__free_unpacked
   assert(message->base.descriptor == &archon__v1__heartbeat__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   archon__v1__security_alert__init
+                     (Archon__V1__SecurityAlert         *message)
+{
+  static const Archon__V1__SecurityAlert init_value = ARCHON__V1__SECURITY_ALERT__INIT;
+  *message = init_value;
+}
+size_t archon__v1__security_alert__get_packed_size
+                     (const Archon__V1__SecurityAlert *message)
+{
+  assert(message->base.descriptor == &archon__v1__security_alert__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t archon__v1__security_alert__pack
+                     (const Archon__V1__SecurityAlert *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &archon__v1__security_alert__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t archon__v1__security_alert__pack_to_buffer
+                     (const Archon__V1__SecurityAlert *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &archon__v1__security_alert__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Archon__V1__SecurityAlert *
+       archon__v1__security_alert__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Archon__V1__SecurityAlert *)
+     protobuf_c_message_unpack (&archon__v1__security_alert__descriptor,
+                                allocator, len, data);
+}
+void   archon__v1__security_alert__free_unpacked
+                     (Archon__V1__SecurityAlert *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &archon__v1__security_alert__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   archon__v1__training_event__init
                      (Archon__V1__TrainingEvent         *message)
 {
@@ -1344,7 +1389,101 @@ const ProtobufCMessageDescriptor archon__v1__heartbeat__descriptor =
   (ProtobufCMessageInit) archon__v1__heartbeat__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor archon__v1__training_event__field_descriptors[14] =
+static const ProtobufCEnumValue archon__v1__security_alert__kind__enum_values_by_number[3] =
+{
+  { "KIND_UNSPECIFIED", "ARCHON__V1__SECURITY_ALERT__KIND__KIND_UNSPECIFIED", 0 },
+  { "KIND_ASSIGNMENT_REJECTED", "ARCHON__V1__SECURITY_ALERT__KIND__KIND_ASSIGNMENT_REJECTED", 1 },
+  { "KIND_PERMISSION_VIOLATION", "ARCHON__V1__SECURITY_ALERT__KIND__KIND_PERMISSION_VIOLATION", 2 },
+};
+static const ProtobufCIntRange archon__v1__security_alert__kind__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex archon__v1__security_alert__kind__enum_values_by_name[3] =
+{
+  { "KIND_ASSIGNMENT_REJECTED", 1 },
+  { "KIND_PERMISSION_VIOLATION", 2 },
+  { "KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor archon__v1__security_alert__kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "archon.v1.SecurityAlert.Kind",
+  "Kind",
+  "Archon__V1__SecurityAlert__Kind",
+  "archon.v1",
+  3,
+  archon__v1__security_alert__kind__enum_values_by_number,
+  3,
+  archon__v1__security_alert__kind__enum_values_by_name,
+  1,
+  archon__v1__security_alert__kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor archon__v1__security_alert__field_descriptors[3] =
+{
+  {
+    "kind",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__SecurityAlert, kind),
+    &archon__v1__security_alert__kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "detail",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__SecurityAlert, detail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subject",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__SecurityAlert, subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned archon__v1__security_alert__field_indices_by_name[] = {
+  1,   /* field[1] = detail */
+  0,   /* field[0] = kind */
+  2,   /* field[2] = subject */
+};
+static const ProtobufCIntRange archon__v1__security_alert__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor archon__v1__security_alert__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "archon.v1.SecurityAlert",
+  "SecurityAlert",
+  "Archon__V1__SecurityAlert",
+  "archon.v1",
+  sizeof(Archon__V1__SecurityAlert),
+  3,
+  archon__v1__security_alert__field_descriptors,
+  archon__v1__security_alert__field_indices_by_name,
+  1,  archon__v1__security_alert__number_ranges,
+  (ProtobufCMessageInit) archon__v1__security_alert__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor archon__v1__training_event__field_descriptors[15] =
 {
   {
     "job_id",
@@ -1514,6 +1653,18 @@ static const ProtobufCFieldDescriptor archon__v1__training_event__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "security_alert",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Archon__V1__TrainingEvent, body_case),
+    offsetof(Archon__V1__TrainingEvent, security_alert),
+    &archon__v1__security_alert__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned archon__v1__training_event__field_indices_by_name[] = {
   5,   /* field[5] = accepted */
@@ -1526,6 +1677,7 @@ static const unsigned archon__v1__training_event__field_indices_by_name[] = {
   1,   /* field[1] = node_id */
   13,   /* field[13] = node_status */
   10,   /* field[10] = resources */
+  14,   /* field[14] = security_alert */
   3,   /* field[3] = sequence */
   6,   /* field[6] = started */
   8,   /* field[8] = step */
@@ -1535,7 +1687,7 @@ static const ProtobufCIntRange archon__v1__training_event__number_ranges[2 + 1] 
 {
   { 1, 0 },
   { 10, 5 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor archon__v1__training_event__descriptor =
 {
@@ -1545,7 +1697,7 @@ const ProtobufCMessageDescriptor archon__v1__training_event__descriptor =
   "Archon__V1__TrainingEvent",
   "archon.v1",
   sizeof(Archon__V1__TrainingEvent),
-  14,
+  15,
   archon__v1__training_event__field_descriptors,
   archon__v1__training_event__field_indices_by_name,
   2,  archon__v1__training_event__number_ranges,

@@ -636,7 +636,7 @@ const ProtobufCMessageDescriptor archon__v1__node_status__labels_entry__descript
   (ProtobufCMessageInit) archon__v1__node_status__labels_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor archon__v1__node_status__field_descriptors[9] =
+static const ProtobufCFieldDescriptor archon__v1__node_status__field_descriptors[10] =
 {
   {
     "node_id",
@@ -746,6 +746,18 @@ static const ProtobufCFieldDescriptor archon__v1__node_status__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "unsigned_assignments_accepted",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__NodeStatus, unsigned_assignments_accepted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned archon__v1__node_status__field_indices_by_name[] = {
   2,   /* field[2] = agent_version */
@@ -756,12 +768,13 @@ static const unsigned archon__v1__node_status__field_indices_by_name[] = {
   0,   /* field[0] = node_id */
   8,   /* field[8] = running_jobs */
   7,   /* field[7] = started_at_ms */
+  9,   /* field[9] = unsigned_assignments_accepted */
   4,   /* field[4] = usage */
 };
 static const ProtobufCIntRange archon__v1__node_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor archon__v1__node_status__descriptor =
 {
@@ -771,7 +784,7 @@ const ProtobufCMessageDescriptor archon__v1__node_status__descriptor =
   "Archon__V1__NodeStatus",
   "archon.v1",
   sizeof(Archon__V1__NodeStatus),
-  9,
+  10,
   archon__v1__node_status__field_descriptors,
   archon__v1__node_status__field_indices_by_name,
   1,  archon__v1__node_status__number_ranges,

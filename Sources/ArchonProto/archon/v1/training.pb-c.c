@@ -385,6 +385,51 @@ void   archon__v1__job_assignment__free_unpacked
   assert(message->base.descriptor == &archon__v1__job_assignment__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   archon__v1__signed_assignment__init
+                     (Archon__V1__SignedAssignment         *message)
+{
+  static const Archon__V1__SignedAssignment init_value = ARCHON__V1__SIGNED_ASSIGNMENT__INIT;
+  *message = init_value;
+}
+size_t archon__v1__signed_assignment__get_packed_size
+                     (const Archon__V1__SignedAssignment *message)
+{
+  assert(message->base.descriptor == &archon__v1__signed_assignment__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t archon__v1__signed_assignment__pack
+                     (const Archon__V1__SignedAssignment *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &archon__v1__signed_assignment__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t archon__v1__signed_assignment__pack_to_buffer
+                     (const Archon__V1__SignedAssignment *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &archon__v1__signed_assignment__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Archon__V1__SignedAssignment *
+       archon__v1__signed_assignment__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Archon__V1__SignedAssignment *)
+     protobuf_c_message_unpack (&archon__v1__signed_assignment__descriptor,
+                                allocator, len, data);
+}
+void   archon__v1__signed_assignment__free_unpacked
+                     (Archon__V1__SignedAssignment *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &archon__v1__signed_assignment__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCEnumValue archon__v1__lrschedule__kind__enum_values_by_number[5] =
 {
   { "KIND_UNSPECIFIED", "ARCHON__V1__LRSCHEDULE__KIND__KIND_UNSPECIFIED", 0 },
@@ -1411,5 +1456,56 @@ const ProtobufCMessageDescriptor archon__v1__job_assignment__descriptor =
   archon__v1__job_assignment__field_indices_by_name,
   1,  archon__v1__job_assignment__number_ranges,
   (ProtobufCMessageInit) archon__v1__job_assignment__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor archon__v1__signed_assignment__field_descriptors[2] =
+{
+  {
+    "assignment",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__SignedAssignment, assignment),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signature",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__SignedAssignment, signature),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned archon__v1__signed_assignment__field_indices_by_name[] = {
+  0,   /* field[0] = assignment */
+  1,   /* field[1] = signature */
+};
+static const ProtobufCIntRange archon__v1__signed_assignment__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor archon__v1__signed_assignment__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "archon.v1.SignedAssignment",
+  "SignedAssignment",
+  "Archon__V1__SignedAssignment",
+  "archon.v1",
+  sizeof(Archon__V1__SignedAssignment),
+  2,
+  archon__v1__signed_assignment__field_descriptors,
+  archon__v1__signed_assignment__field_indices_by_name,
+  1,  archon__v1__signed_assignment__number_ranges,
+  (ProtobufCMessageInit) archon__v1__signed_assignment__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

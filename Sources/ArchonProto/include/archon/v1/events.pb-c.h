@@ -25,6 +25,7 @@ typedef struct Archon__V1__CheckpointWritten Archon__V1__CheckpointWritten;
 typedef struct Archon__V1__ResourceSample Archon__V1__ResourceSample;
 typedef struct Archon__V1__JobExited Archon__V1__JobExited;
 typedef struct Archon__V1__Heartbeat Archon__V1__Heartbeat;
+typedef struct Archon__V1__SecurityAlert Archon__V1__SecurityAlert;
 typedef struct Archon__V1__TrainingEvent Archon__V1__TrainingEvent;
 typedef struct Archon__V1__LogRequest Archon__V1__LogRequest;
 typedef struct Archon__V1__LogReply Archon__V1__LogReply;
@@ -32,6 +33,19 @@ typedef struct Archon__V1__LogReply Archon__V1__LogReply;
 
 /* --- enums --- */
 
+typedef enum _Archon__V1__SecurityAlert__Kind {
+  ARCHON__V1__SECURITY_ALERT__KIND__KIND_UNSPECIFIED = 0,
+  /*
+   * An assignment in archon_desired whose signature does not verify, or whose fencing epoch is beyond
+   * the leader's lease.
+   */
+  ARCHON__V1__SECURITY_ALERT__KIND__KIND_ASSIGNMENT_REJECTED = 1,
+  /*
+   * NATS refused one of this node's publishes or subscriptions (its credential does not allow it).
+   */
+  ARCHON__V1__SECURITY_ALERT__KIND__KIND_PERMISSION_VIOLATION = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ARCHON__V1__SECURITY_ALERT__KIND)
+} Archon__V1__SecurityAlert__Kind;
 /*
  * Why a training process ended (or was judged to have failed).
  */
@@ -291,6 +305,28 @@ struct  Archon__V1__Heartbeat
     , 0, 0 }
 
 
+/*
+ * Something an agent refused because it failed an authenticity check (node events only): the controller
+ * opens a security incident for the node.
+ */
+struct  Archon__V1__SecurityAlert
+{
+  ProtobufCMessage base;
+  Archon__V1__SecurityAlert__Kind kind;
+  /*
+   * What was refused and why, for the incident.
+   */
+  char *detail;
+  /*
+   * The KV key or subject concerned.
+   */
+  char *subject;
+};
+#define ARCHON__V1__SECURITY_ALERT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&archon__v1__security_alert__descriptor) \
+    , ARCHON__V1__SECURITY_ALERT__KIND__KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
 typedef enum {
   ARCHON__V1__TRAINING_EVENT__BODY__NOT_SET = 0,
   ARCHON__V1__TRAINING_EVENT__BODY_ACCEPTED = 10,
@@ -301,7 +337,8 @@ typedef enum {
   ARCHON__V1__TRAINING_EVENT__BODY_RESOURCES = 15,
   ARCHON__V1__TRAINING_EVENT__BODY_EXITED = 16,
   ARCHON__V1__TRAINING_EVENT__BODY_HEARTBEAT = 17,
-  ARCHON__V1__TRAINING_EVENT__BODY_NODE_STATUS = 18
+  ARCHON__V1__TRAINING_EVENT__BODY_NODE_STATUS = 18,
+  ARCHON__V1__TRAINING_EVENT__BODY_SECURITY_ALERT = 19
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ARCHON__V1__TRAINING_EVENT__BODY__CASE)
 } Archon__V1__TrainingEvent__BodyCase;
 
@@ -344,6 +381,7 @@ struct  Archon__V1__TrainingEvent
     Archon__V1__JobExited *exited;
     Archon__V1__Heartbeat *heartbeat;
     Archon__V1__NodeStatus *node_status;
+    Archon__V1__SecurityAlert *security_alert;
   };
 };
 #define ARCHON__V1__TRAINING_EVENT__INIT \
@@ -557,6 +595,25 @@ Archon__V1__Heartbeat *
 void   archon__v1__heartbeat__free_unpacked
                      (Archon__V1__Heartbeat *message,
                       ProtobufCAllocator *allocator);
+/* Archon__V1__SecurityAlert methods */
+void   archon__v1__security_alert__init
+                     (Archon__V1__SecurityAlert         *message);
+size_t archon__v1__security_alert__get_packed_size
+                     (const Archon__V1__SecurityAlert   *message);
+size_t archon__v1__security_alert__pack
+                     (const Archon__V1__SecurityAlert   *message,
+                      uint8_t             *out);
+size_t archon__v1__security_alert__pack_to_buffer
+                     (const Archon__V1__SecurityAlert   *message,
+                      ProtobufCBuffer     *buffer);
+Archon__V1__SecurityAlert *
+       archon__v1__security_alert__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   archon__v1__security_alert__free_unpacked
+                     (Archon__V1__SecurityAlert *message,
+                      ProtobufCAllocator *allocator);
 /* Archon__V1__TrainingEvent methods */
 void   archon__v1__training_event__init
                      (Archon__V1__TrainingEvent         *message);
@@ -643,6 +700,9 @@ typedef void (*Archon__V1__JobExited_Closure)
 typedef void (*Archon__V1__Heartbeat_Closure)
                  (const Archon__V1__Heartbeat *message,
                   void *closure_data);
+typedef void (*Archon__V1__SecurityAlert_Closure)
+                 (const Archon__V1__SecurityAlert *message,
+                  void *closure_data);
 typedef void (*Archon__V1__TrainingEvent_Closure)
                  (const Archon__V1__TrainingEvent *message,
                   void *closure_data);
@@ -668,6 +728,8 @@ extern const ProtobufCMessageDescriptor archon__v1__checkpoint_written__descript
 extern const ProtobufCMessageDescriptor archon__v1__resource_sample__descriptor;
 extern const ProtobufCMessageDescriptor archon__v1__job_exited__descriptor;
 extern const ProtobufCMessageDescriptor archon__v1__heartbeat__descriptor;
+extern const ProtobufCMessageDescriptor archon__v1__security_alert__descriptor;
+extern const ProtobufCEnumDescriptor    archon__v1__security_alert__kind__descriptor;
 extern const ProtobufCMessageDescriptor archon__v1__training_event__descriptor;
 extern const ProtobufCMessageDescriptor archon__v1__log_request__descriptor;
 extern const ProtobufCMessageDescriptor archon__v1__log_reply__descriptor;

@@ -188,10 +188,14 @@ struct  Archon__V1__NodeStatus
    */
   size_t n_running_jobs;
   char **running_jobs;
+  /*
+   * The agent runs assignments without checking their signature (--insecure-unsigned-assignments).
+   */
+  protobuf_c_boolean unsigned_assignments_accepted;
 };
 #define ARCHON__V1__NODE_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&archon__v1__node_status__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, NULL, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, NULL, 0, 0,NULL, 0 }
 
 
 /* Archon__V1__GPU methods */

@@ -26,6 +26,7 @@ typedef struct Archon__V1__JobSpec Archon__V1__JobSpec;
 typedef struct Archon__V1__JobSpec__EnvEntry Archon__V1__JobSpec__EnvEntry;
 typedef struct Archon__V1__JobSpec__LabelsEntry Archon__V1__JobSpec__LabelsEntry;
 typedef struct Archon__V1__JobAssignment Archon__V1__JobAssignment;
+typedef struct Archon__V1__SignedAssignment Archon__V1__SignedAssignment;
 
 
 /* --- enums --- */
@@ -365,6 +366,22 @@ struct  Archon__V1__JobAssignment
     , NULL, 0, 0, ARCHON__V1__JOB_ASSIGNMENT__DESIRED_STATE__DESIRED_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
 
 
+/*
+ * The value of a key in KV archon_desired: an encoded JobAssignment and the controller's Ed25519 signature
+ * of exactly those bytes. Agents configured with the controller's public key run nothing whose signature
+ * does not verify; the signature is empty only from a controller run without a signing key.
+ */
+struct  Archon__V1__SignedAssignment
+{
+  ProtobufCMessage base;
+  ProtobufCBinaryData assignment;
+  ProtobufCBinaryData signature;
+};
+#define ARCHON__V1__SIGNED_ASSIGNMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&archon__v1__signed_assignment__descriptor) \
+    , {0,NULL}, {0,NULL} }
+
+
 /* Archon__V1__LRSchedule methods */
 void   archon__v1__lrschedule__init
                      (Archon__V1__LRSchedule         *message);
@@ -526,6 +543,25 @@ Archon__V1__JobAssignment *
 void   archon__v1__job_assignment__free_unpacked
                      (Archon__V1__JobAssignment *message,
                       ProtobufCAllocator *allocator);
+/* Archon__V1__SignedAssignment methods */
+void   archon__v1__signed_assignment__init
+                     (Archon__V1__SignedAssignment         *message);
+size_t archon__v1__signed_assignment__get_packed_size
+                     (const Archon__V1__SignedAssignment   *message);
+size_t archon__v1__signed_assignment__pack
+                     (const Archon__V1__SignedAssignment   *message,
+                      uint8_t             *out);
+size_t archon__v1__signed_assignment__pack_to_buffer
+                     (const Archon__V1__SignedAssignment   *message,
+                      ProtobufCBuffer     *buffer);
+Archon__V1__SignedAssignment *
+       archon__v1__signed_assignment__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   archon__v1__signed_assignment__free_unpacked
+                     (Archon__V1__SignedAssignment *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Archon__V1__LRSchedule_Closure)
@@ -561,6 +597,9 @@ typedef void (*Archon__V1__JobSpec_Closure)
 typedef void (*Archon__V1__JobAssignment_Closure)
                  (const Archon__V1__JobAssignment *message,
                   void *closure_data);
+typedef void (*Archon__V1__SignedAssignment_Closure)
+                 (const Archon__V1__SignedAssignment *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -580,6 +619,7 @@ extern const ProtobufCMessageDescriptor archon__v1__job_spec__env_entry__descrip
 extern const ProtobufCMessageDescriptor archon__v1__job_spec__labels_entry__descriptor;
 extern const ProtobufCMessageDescriptor archon__v1__job_assignment__descriptor;
 extern const ProtobufCEnumDescriptor    archon__v1__job_assignment__desired_state__descriptor;
+extern const ProtobufCMessageDescriptor archon__v1__signed_assignment__descriptor;
 
 PROTOBUF_C__END_DECLS
 
