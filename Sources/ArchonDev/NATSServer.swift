@@ -9,6 +9,9 @@ public final class NATSServer: @unchecked Sendable {
     public let storeDirectory: URL
     /// nats-server `authorization` block to run with (see ``FleetCredentials``); nil = no authentication.
     public let authorizationFile: String?
+    /// A whole configuration of one's own (given the port and the store directory) instead of the generated one.
+    public typealias Configuration = @Sendable (_ port: Int, _ storeDirectory: String) -> String
+    private let configuration: Configuration?
     private let removeStoreOnExit: Bool
     private var process: Process?
     private let lock = NSLock()
@@ -17,10 +20,12 @@ public final class NATSServer: @unchecked Sendable {
 
     /// Starts a server on `port` (0 = a free one) with its JetStream store in `storeDirectory`
     /// (nil = a temporary folder, removed when this object goes); throws when `nats-server` is missing
-    /// (saying how to install it) or does not come up.
-    public init(port: Int = 0, storeDirectory: URL? = nil, authorizationFile: String? = nil) throws {
+    /// (saying how to install it) or does not come up. `configuration`, when given, is the server's whole
+    /// configuration file (it is written to `server.conf` in the store directory, where `include`s resolve).
+    public init(port: Int = 0, storeDirectory: URL? = nil, authorizationFile: String? = nil, configuration: Configuration? = nil) throws {
         self.port = port == 0 ? try freeLoopbackPort() : port
         self.authorizationFile = authorizationFile
+        self.configuration = configuration
         removeStoreOnExit = storeDirectory == nil
         self.storeDirectory = storeDirectory
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("archon-nats-\(UUID().uuidString)")
@@ -77,6 +82,10 @@ public final class NATSServer: @unchecked Sendable {
     /// Loopback listener, JetStream in the store directory, and the authorization block inline (nats-server
     /// resolves `include` relative to the including file, so a copy is simpler than a path).
     private func writeConfiguration() throws {
+        if let configuration {
+            try Data(configuration(port, storeDirectory.path).utf8).write(to: configurationFile, options: .atomic)
+            return
+        }
         var text = """
             listen: 127.0.0.1:\(port)
             jetstream { store_dir: "\(storeDirectory.path)" }

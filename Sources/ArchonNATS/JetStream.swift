@@ -173,6 +173,12 @@ public final class JetStream: @unchecked Sendable {
 
     /// Creates the bucket if it does not exist, else binds to it.
     public func keyValue(_ config: KeyValueConfig) async throws(NATSError) -> KeyValue {
-        try await KeyValue.open(jetStream: self, config: config)
+        try await KeyValue.open(jetStream: self, config: config, create: true)
+    }
+
+    /// Binds to an existing bucket; throws (`NATS_NOT_FOUND`) when it does not exist. For identities that may
+    /// use a bucket but not create one (agents).
+    public func existingKeyValue(bucket: String) async throws(NATSError) -> KeyValue {
+        try await KeyValue.open(jetStream: self, config: KeyValueConfig(bucket: bucket), create: false)
     }
 }

@@ -63,11 +63,13 @@ public final class KeyValue: @unchecked Sendable {
         self.bucket = bucket
     }
 
-    static func open(jetStream: JetStream, config: KeyValueConfig) async throws(NATSError) -> KeyValue {
+    static func open(jetStream: JetStream, config: KeyValueConfig, create: Bool) async throws(NATSError) -> KeyValue {
         let handle = try await jetStream.connection.blocking.run { () throws(NATSError) -> UncheckedHandle in
             let js = jetStream.handle
             var kv: OpaquePointer?
-            if js_KeyValue(&kv, js, config.bucket) == NATS_OK, let kv { return UncheckedHandle(kv) }
+            let bound = js_KeyValue(&kv, js, config.bucket)
+            if bound == NATS_OK, let kv { return UncheckedHandle(kv) }
+            guard create else { throw NATSError(bound, "bind KV bucket \(config.bucket)") }
             let strings = CStrings()
             var cfg = kvConfig()
             try check(kvConfig_Init(&cfg), "kvConfig_Init")

@@ -26,6 +26,12 @@ public enum NATSConnectionEvent: Sendable, Equatable {
     case closed
     /// An asynchronous error, e.g. a slow consumer on `subject`.
     case error(message: String, subject: String?)
+
+    /// The server refused a publish or subscription this credential does not allow.
+    public var isPermissionViolation: Bool {
+        guard case .error(let message, _) = self else { return false }
+        return message.contains("Permissions Violation") || message == "Not Permitted"
+    }
 }
 
 /// State shared with nats.c's callback threads.
@@ -76,7 +82,12 @@ private func onClosed(_ nc: OpaquePointer?, _ closure: UnsafeMutableRawPointer?)
 private func onError(_ nc: OpaquePointer?, _ sub: OpaquePointer?, _ status: natsStatus, _ closure: UnsafeMutableRawPointer?) {
     let box = callbacks(closure)
     let subject = sub.flatMap { natsSubscription_GetSubject($0) }.map { String(cString: $0) }
-    let text = String(cString: natsStatus_GetText(status))
+    var text = String(cString: natsStatus_GetText(status))
+    // The connection keeps the server's own words (e.g. `Permissions Violation for Publish to "…"`).
+    var detail: UnsafePointer<CChar>?
+    if let nc, natsConnection_GetLastError(nc, &detail) == status, let detail, detail.pointee != 0 {
+        text = String(cString: detail)
+    }
     if status == NATS_SLOW_CONSUMER {
         box.slowConsumerErrors.add(1, ordering: .relaxed)
     }
