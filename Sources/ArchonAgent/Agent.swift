@@ -23,6 +23,9 @@ public actor Agent: Service {
     private var desired: [String: JobAssignment] = [:]
     /// Newest fencing epoch seen: assignments from older controllers' leases are ignored.
     private var fencingEpoch: UInt64
+    /// Assignments refused (bad or missing signature, epoch beyond the lease) since this agent started.
+    public private(set) var rejectedAssignments = 0
+    private var lastViolationReportMs: Int64 = 0
     /// Until the first full read of the desired state, nothing is stopped for lack of an assignment.
     private var desiredStateLoaded = false
     private var nodeSequenceFile: String { "\(config.workDirectory)/node-sequence" }
@@ -52,10 +55,17 @@ public actor Agent: Service {
     public func run() async throws {
         logger.info("agent.starting", metadata: ["agent.work_dir": "\(config.workDirectory)",
                                                  "agent.memory_enforcement": "\(enforcer.capabilities.memory.rawValue)"])
+        if !config.assignments.checksSignatures {
+            logger.critical("agent.assignments.unsigned_accepted", metadata: [
+                "reason": "--insecure-unsigned-assignments: anyone who can write archon_desired can run any command on this node",
+            ])
+        }
         adoptPreviousProcesses()
         var options = config.nats
         options.retryOnFailedConnect = true
         if options.name == "archon" { options.name = "archon-agent-\(config.nodeID)" }
+        // A node's credential may receive replies only under its own inbox prefix.
+        options.inboxPrefix = FleetPermissions.inboxPrefix(node: config.nodeID)
         let connection = try await NATSConnection.connect(options, logger: logger)
         let js = try connection.jetStream()
         publishNodeStatus()
@@ -63,8 +73,11 @@ public actor Agent: Service {
         // Each task returns whether it is the shutdown signal; the others run until cancelled.
         await withTaskGroup(of: Bool.self) { group in
             group.addTask { await self.outbox.run { subject, payload, id in _ = try await js.publish(subject, payload, messageID: id) }; return false }
-            group.addTask { await self.ensureStreamsLoop(js); return false }
             group.addTask { await self.watchDesiredState(js); return false }
+            group.addTask {
+                for await event in connection.events where event.isPermissionViolation { await self.permissionViolated(event) }
+                return false
+            }
             group.addTask { await self.serveLogs(connection); return false }
             group.addTask { await self.heartbeatLoop(); return false }
             group.addTask { await self.superviseLoop(); return false }
@@ -106,56 +119,92 @@ public actor Agent: Service {
     // MARK: Desired state
 
     private func watchDesiredState(_ js: JetStream) async {
+        var failures = 0
         while !Task.isCancelled {
             do {
-                let kv = try await js.keyValue(KeyValueConfig(bucket: Fleet.desiredBucket))
+                // The controller creates the bucket; until it has, there is nothing to run.
+                let kv = try await js.existingKeyValue(bucket: Fleet.desiredBucket)
                 let watch = try await kv.watch("\(config.nodeID).>")
-                for await event in watch {
+                failures = 0
+                watching: for await event in watch {
                     switch event {
-                    case .entry(let entry): desiredChanged(entry)
+                    case .entry(let entry):
+                        // An entry that could not be judged now is read again with the rest by a new watch.
+                        guard await desiredChanged(entry, js) else { break watching }
                     case .initialValuesDone:
                         desiredStateLoaded = true
                         reconcileAll()
                     }
                 }
             } catch {
-                logger.warning("agent.desired.watch_failed", metadata: ["error": "\(error)"])
+                // Retried every second: the first failure of a streak is the one worth a warning.
+                failures += 1
+                logger.log(level: failures == 1 ? .warning : .debug, "agent.desired.watch_failed", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: .seconds(1))
         }
     }
 
-    private func desiredChanged(_ entry: KVEntry) {
+    /// False when the entry could not be judged (the lease was unreadable): the caller watches again.
+    private func desiredChanged(_ entry: KVEntry, _ js: JetStream) async -> Bool {
         let jobID = String(entry.key.dropFirst(config.nodeID.count + 1))
         guard entry.operation == .put else {
             desired[jobID] = nil
             reconcile(jobID)
-            return
+            return true
         }
         let assignment: JobAssignment
         do {
-            assignment = try JobAssignment.decode(entry.value)
+            assignment = try config.assignments.open(entry.value)
         } catch {
-            logger.error("agent.desired.malformed", metadata: ["kv.key": "\(entry.key)", "error": "\(error)"])
-            return
+            reject(entry.key, because: "\(error)")
+            return true
         }
         guard assignment.spec.id == jobID, assignment.nodeID == config.nodeID else {
             logger.error("agent.desired.mismatch", metadata: ["kv.key": "\(entry.key)", "job.id": "\(assignment.spec.id)",
                                                              "assignment.node": "\(assignment.nodeID)"])
-            return
+            return true
         }
         guard assignment.fencingEpoch >= fencingEpoch else {
             logger.warning("agent.desired.fenced", metadata: [
                 "job.id": "\(jobID)", "assignment.epoch": "\(assignment.fencingEpoch)", "agent.epoch": "\(fencingEpoch)",
             ])
-            return
+            return true
         }
         if assignment.fencingEpoch > fencingEpoch {
+            // An epoch is a revision of the leadership lease: none can be newer than the lease's newest.
+            do {
+                let lease = try await js.streamBounds("KV_\(Fleet.leaderBucket)").last
+                guard assignment.fencingEpoch <= lease else {
+                    reject(entry.key, because: "fencing epoch \(assignment.fencingEpoch) is beyond the leadership lease's newest revision \(lease)")
+                    return true
+                }
+            } catch {
+                logger.warning("agent.desired.lease_unreadable", metadata: ["kv.key": "\(entry.key)", "error": "\(error)"])
+                return false
+            }
             fencingEpoch = assignment.fencingEpoch
             try? "\(fencingEpoch)".write(toFile: fencingFile, atomically: true, encoding: .utf8)
         }
         desired[jobID] = assignment
         reconcile(jobID)
+        return true
+    }
+
+    /// Counted, logged, and reported to the controller as a security alert; whatever ran before keeps running.
+    private func reject(_ key: String, because reason: String) {
+        rejectedAssignments += 1
+        logger.error("agent.desired.rejected", metadata: ["kv.key": "\(key)", "reason": "\(reason)"])
+        emitNode(.securityAlert(SecurityAlert(kind: .assignmentRejected, detail: "assignment at \(Fleet.desiredBucket)/\(key) rejected: \(reason)", subject: key)))
+    }
+
+    /// NATS refused something this node's credential does not allow: reported at most once a minute.
+    private func permissionViolated(_ event: NATSConnectionEvent) {
+        guard case .error(let message, let subject) = event else { return }
+        let now = UnixTime.nowMillis()
+        guard now - lastViolationReportMs >= 60_000 else { return }
+        lastViolationReportMs = now
+        emitNode(.securityAlert(SecurityAlert(kind: .permissionViolation, detail: message, subject: subject ?? "")))
     }
 
     private func reconcileAll() {
@@ -265,18 +314,6 @@ public actor Agent: Service {
         }
     }
 
-    private func ensureStreamsLoop(_ js: JetStream) async {
-        while !Task.isCancelled {
-            do {
-                try await Fleet.ensureStreams(js)
-                return
-            } catch {
-                logger.warning("agent.streams.unavailable", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
-    }
-
     func nodeStatus() -> NodeStatus {
         var capacity = NodeProbe.capacity(workDirectory: config.workDirectory)
         if let memory = config.advertisedMemoryBytes { capacity.memoryBytes = memory }
@@ -292,7 +329,8 @@ public actor Agent: Service {
             labels: config.labels,
             enforcement: enforcer.capabilities,
             startedAtMs: startedAtMs,
-            runningJobs: jobs.keys.sorted())
+            runningJobs: jobs.keys.sorted(),
+            unsignedAssignmentsAccepted: !config.assignments.checksSignatures)
     }
 
     private func publishNodeStatus() {

@@ -1,10 +1,13 @@
 public import ArchonNATS
+public import ArchonWire
 
 /// How an agent runs. Every duration has a default an operator rarely needs to change.
 public struct AgentConfig: Sendable {
     /// `[A-Za-z0-9_-]+`: it appears in subjects and KV keys.
     public var nodeID: String
     public var nats: NATSOptions
+    /// What an assignment must pass before it runs: the controller's signature (or, insecurely, nothing).
+    public var assignments: AssignmentVerifier
     /// Per-job folders (logs, checkpoints, state) and the event spool live here.
     public var workDirectory: String
     public var labels: [String: String]
@@ -32,6 +35,7 @@ public struct AgentConfig: Sendable {
     public init(
         nodeID: String,
         nats: NATSOptions,
+        assignments: AssignmentVerifier,
         workDirectory: String,
         labels: [String: String] = [:],
         memoryMode: MemoryEnforcer.Mode = .auto,
@@ -47,6 +51,7 @@ public struct AgentConfig: Sendable {
     ) {
         self.nodeID = nodeID
         self.nats = nats
+        self.assignments = assignments
         self.workDirectory = workDirectory
         self.labels = labels
         self.memoryMode = memoryMode

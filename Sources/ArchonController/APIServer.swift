@@ -62,7 +62,9 @@ public enum APIServer {
             let connected = await controller.natsConnected
             let problem = await controller.stateProblem
             let body = ReadinessView(role: leader ? "leader" : "standby", nats: connected ? "connected" : "disconnected",
-                                     roleSince: await controller.roleSinceMs, state: problem.map { "unavailable: \($0)" } ?? "ok")
+                                     roleSince: await controller.roleSinceMs, state: problem.map { "unavailable: \($0)" } ?? "ok",
+                                     assignments: controller.assignmentsSigned
+                                         ? "signed" : "unsigned: no assignmentSigningKeyFile configured; agents holding a public key refuse them")
             return json(body, status: connected && problem == nil ? .ok : .serviceUnavailable)
         }
         router.get("metrics") { _, _ in

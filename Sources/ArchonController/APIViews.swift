@@ -72,6 +72,8 @@ public struct NodeView: Codable, Sendable, Equatable {
     public var enforcement: EnforcementCapabilities
     public var runningJobs: [String]
     public var lastSeen: Int64
+    /// The agent runs assignments without checking the controller's signature (`--insecure-unsigned-assignments`).
+    public var unsignedAssignmentsAccepted: Bool
 
     public init(_ n: NodeRecord) {
         id = n.id
@@ -84,6 +86,7 @@ public struct NodeView: Codable, Sendable, Equatable {
         enforcement = n.status.enforcement
         runningJobs = n.status.runningJobs
         lastSeen = n.lastSeenMs
+        unsignedAssignmentsAccepted = n.status.unsignedAssignmentsAccepted
     }
 }
 
@@ -182,9 +185,12 @@ public struct ReadinessView: Codable, Sendable, Equatable {
     public var roleSince: Int64
     /// ok, or "unavailable: <why>" while the controller cannot store its state (it then acknowledges no event).
     public var state: String
+    /// signed, or "unsigned: <why>" when no signing key is configured (agents holding a public key refuse them).
+    public var assignments: String
 
-    public init(role: String, nats: String, roleSince: Int64, state: String = "ok") {
+    public init(role: String, nats: String, roleSince: Int64, state: String = "ok", assignments: String = "signed") {
         self.state = state
+        self.assignments = assignments
         self.role = role
         self.nats = nats
         self.roleSince = roleSince

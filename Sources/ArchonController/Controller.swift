@@ -33,6 +33,12 @@ public actor Controller: Service {
     private var connection: NATSConnection?
     private var jetStream: JetStream?
     private var desiredKV: KeyValue?
+    /// Signs every assignment written to `archon_desired`; nil = unsigned (see ``assignmentsSigned``).
+    private let signer: AssignmentSigner?
+    /// Checks what reconciliation reads back against our own key.
+    private let assignmentCheck: AssignmentVerifier
+    /// Whether assignments are signed (else `/readyz` says so).
+    public nonisolated var assignmentsSigned: Bool { signer != nil }
     private var store: StateStore?
     private var election: LeaderElection?
     private var consumerTask: Task<Void, Never>?
@@ -62,6 +68,19 @@ public actor Controller: Service {
     public init(config: ControllerConfig, logger: Logger, now: @escaping @Sendable () -> Int64 = Controller.wallClockMillis) throws {
         var logger = logger
         logger[metadataKey: "controller.id"] = "\(config.id)"
+        if let file = config.assignmentSigningKeyFile {
+            do {
+                signer = try AssignmentSigner(keyFile: file)
+            } catch {
+                throw ConfigError(description: "assignmentSigningKeyFile: \(error)")
+            }
+        } else {
+            signer = nil
+            logger.warning("controller.assignments.unsigned", metadata: [
+                "reason": "no assignmentSigningKeyFile configured: assignments are written unsigned, and every agent holding an assignment public key refuses them",
+            ])
+        }
+        assignmentCheck = signer?.verifier ?? .insecureAcceptAnything
         self.config = config
         self.policy = try config.loadPolicy()
         self.logger = logger
@@ -72,17 +91,45 @@ public actor Controller: Service {
 
     // MARK: Service
 
+    /// The streams and buckets the fleet uses, created where missing (only the controller's identity may);
+    /// returns the leadership bucket.
+    private func setUpStreams(_ connection: NATSConnection) async throws -> KeyValue {
+        let js = try connection.jetStream()
+        try await Fleet.ensureStreams(js, replicas: config.replicas)
+        let desired = try await js.keyValue(KeyValueConfig(bucket: Fleet.desiredBucket, replicas: config.replicas))
+        let store = try await StateStore.open(js, replicas: config.replicas, writer: config.id,
+                                              flushInterval: .milliseconds(Int(config.stateFlushSeconds * 1000)), logger: logger, metrics: metrics)
+        let leaderKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.leaderBucket, replicas: config.replicas))
+        jetStream = js
+        desiredKV = desired
+        self.store = store
+        return leaderKV
+    }
+
     public func run() async throws {
         let connection = try await NATSConnection.connect(
-            { var o = config.natsOptions; o.retryOnFailedConnect = true; return o }(), logger: logger)
+            { var o = try config.natsOptions(); o.retryOnFailedConnect = true; return o }(), logger: logger)
         self.connection = connection
-        let js = try connection.jetStream()
-        jetStream = js
-        try await Fleet.ensureStreams(js, replicas: config.replicas)
-        desiredKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.desiredBucket, replicas: config.replicas))
-        store = try await StateStore.open(js, replicas: config.replicas, writer: config.id,
-                                          flushInterval: .milliseconds(Int(config.stateFlushSeconds * 1000)), logger: logger, metrics: metrics)
-        let leaderKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.leaderBucket, replicas: config.replicas))
+        // NATS may not be there yet, or JetStream not answering (a server starting, a cluster electing its meta
+        // leader, a configuration reload): wait for it, saying so, rather than exit.
+        var delay = Duration.milliseconds(100)
+        let leaderKV: KeyValue
+        while true {
+            do {
+                leaderKV = try await setUpStreams(connection)
+                break
+            } catch {
+                logger.warning("controller.start.waiting_for_nats", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                let pause = delay
+                do {
+                    try await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+                } catch {
+                    connection.close()
+                    return
+                }
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
         let election = LeaderElection(kv: leaderKV, id: config.id, leaseTime: .milliseconds(Int(config.leaseSeconds * 1000)), logger: logger)
         self.election = election
         let roles = await election.changes()
@@ -453,6 +500,16 @@ public actor Controller: Service {
                 continue
             }
             metrics.eventsConsumed.increment()
+            if let problem = core.authenticityProblem(of: event, subjectNode: subjectNode) {
+                metrics.rejectedEvent(reason: problem.reason)
+                logger.error("controller.event.not_believed", metadata: ["nats.subject": "\(message.subject)", "reason": "\(problem.evidence)"])
+            }
+            if case .securityAlert(let alert) = event.body {
+                metrics.securityAlert(kind: alert.kind.rawValue)
+                logger.error("controller.security.alert", metadata: [
+                    "node.id": "\(subjectNode)", "alert.kind": "\(alert.kind.rawValue)", "alert.subject": "\(alert.subject)", "alert.detail": "\(alert.detail)",
+                ])
+            }
             actions += core.eventReceived(event, subjectNode: subjectNode, at: now())
             accepted.append(message)
         }
@@ -528,7 +585,7 @@ public actor Controller: Service {
                     assignment.spec.env["ARCHON_DATASET_PATH"] = dataset.location
                 }
                 let key = "\(assignment.nodeID).\(assignment.spec.id)"
-                let bytes = assignment.encoded()
+                let bytes = sealed(assignment)
                 await retrying("assign \(key)") { try await self.desiredKV?.put(key, bytes) }
                 logger.info("controller.assign", metadata: [
                     "job.id": "\(assignment.spec.id)", "node.id": "\(assignment.nodeID)", "job.attempt": "\(assignment.attempt)",
@@ -630,6 +687,18 @@ public actor Controller: Service {
         }
     }
 
+    /// The value written for an assignment: signed when a key is configured.
+    private func sealed(_ assignment: JobAssignment) -> [UInt8] {
+        guard let signer else { return SignedAssignment(unsigned: assignment).encoded() }
+        do {
+            return try signer.sign(assignment).encoded()
+        } catch {
+            // Ed25519 signing does not fail for a valid key; if it did, agents would refuse the unsigned value.
+            logger.error("controller.assignments.sign_failed", metadata: ["job.id": "\(assignment.spec.id)", "error": "\(error)"])
+            return SignedAssignment(unsigned: assignment).encoded()
+        }
+    }
+
     /// One pass of reconciliation; false when `archon_desired` could not be read or written.
     @discardableResult
     func reconcileDesired() async -> Bool {
@@ -642,7 +711,8 @@ public actor Controller: Service {
                 guard case .entry(let entry) = event else { break }
                 guard entry.operation == .put, let dot = entry.key.firstIndex(of: ".") else { continue }
                 let node = String(entry.key[..<dot]), job = String(entry.key[entry.key.index(after: dot)...])
-                let assignment = try? JobAssignment.decode(entry.value)
+                // A value this controller could not have written (bad signature) counts as unreadable: repaired.
+                let assignment = try? assignmentCheck.open(entry.value)
                 let readable = assignment.map { $0.spec.id == job && $0.nodeID == node } ?? false
                 present.append(DesiredEntry(nodeID: node, jobID: job, attempt: readable ? assignment?.attempt : nil))
             }

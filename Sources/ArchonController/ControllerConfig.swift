@@ -1,5 +1,5 @@
 public import ArchonCore
-import ArchonNATS
+public import ArchonNATS
 import Foundation
 
 /// A bearer token of the HTTP API and what it may do.
@@ -59,6 +59,16 @@ public struct ControllerConfig: Codable, Sendable {
     /// Seconds between comparisons of `archon_desired` with the controller's state (also at takeover, and soon
     /// after a failed write).
     public var reconcileSeconds: Double
+    /// The controller's NATS identity: a file holding its NKey seed (`archon credentials` writes
+    /// `controller.nk`); nil = connect without authenticating (local experiments only).
+    public var natsNKeySeedFile: String?
+    /// TLS to NATS: the CA that signed the servers' certificates, and a client certificate where the servers
+    /// verify clients. nil = plain TCP.
+    public var natsTLS: NATSTLSConfig?
+    /// The Ed25519 key assignments are signed with (`archon credentials` writes `assignment-signing.key`);
+    /// nil = assignments go unsigned, which agents holding the public key refuse (said loudly in the log and
+    /// in `/readyz`).
+    public var assignmentSigningKeyFile: String?
 
     public init(
         id: String = "controller-1", nats: String = "nats://127.0.0.1:4222", httpHost: String = "127.0.0.1", httpPort: Int = 8080,
@@ -101,6 +111,9 @@ public struct ControllerConfig: Codable, Sendable {
         maxDeliveries = try c.decodeIfPresent(Int.self, forKey: .maxDeliveries) ?? d.maxDeliveries
         stateFlushSeconds = try c.decodeIfPresent(Double.self, forKey: .stateFlushSeconds) ?? d.stateFlushSeconds
         reconcileSeconds = try c.decodeIfPresent(Double.self, forKey: .reconcileSeconds) ?? d.reconcileSeconds
+        natsNKeySeedFile = try c.decodeIfPresent(String.self, forKey: .natsNKeySeedFile)
+        natsTLS = try c.decodeIfPresent(NATSTLSConfig.self, forKey: .natsTLS)
+        assignmentSigningKeyFile = try c.decodeIfPresent(String.self, forKey: .assignmentSigningKeyFile)
     }
 
     /// Reads a config file; errors name the file and what is wrong.
@@ -124,7 +137,30 @@ public struct ControllerConfig: Codable, Sendable {
         return try Policy.parse(String(decoding: data, as: UTF8.self), fileName: file)
     }
 
-    var natsOptions: NATSOptions { NATSOptions(url: nats, name: "archon-controller-\(id)") }
+    /// How to connect to NATS; throws when the seed file cannot be read.
+    func natsOptions() throws -> NATSOptions {
+        var options = NATSOptions(url: nats, name: "archon-controller-\(id)")
+        if let natsNKeySeedFile { options.auth = try .nkey(seedFile: natsNKeySeedFile) }
+        options.tls = natsTLS?.options
+        return options
+    }
+}
+
+/// TLS settings of a NATS connection, as configuration files spell them.
+public struct NATSTLSConfig: Codable, Sendable, Hashable {
+    /// PEM file of the CA(s) that signed the servers' certificates; nil = the system's trust store.
+    public var caFile: String?
+    /// Client certificate and key, where the servers verify clients (`verify: true`).
+    public var certFile: String?
+    public var keyFile: String?
+
+    public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+    }
+
+    public var options: NATSOptions.TLS { NATSOptions.TLS(caFile: caFile, certificateFile: certFile, keyFile: keyFile) }
 }
 
 public struct ConfigError: Error, CustomStringConvertible {

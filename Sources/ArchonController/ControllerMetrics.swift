@@ -26,6 +26,16 @@ public struct ControllerMetrics: Sendable {
     let reconcileRepairs = Counter(label: "archon_reconcile_repairs_total")
     let actionFailures = Counter(label: "archon_action_failures_total")
 
+    /// Events not believed (and not applied) for `reason` (`job_not_assigned`, …).
+    func rejectedEvent(reason: String) {
+        Counter(label: "archon_events_rejected_total", dimensions: [("reason", reason)]).increment()
+    }
+
+    /// Security alerts agents reported (`assignment_rejected`, `permission_violation`).
+    func securityAlert(kind: String) {
+        Counter(label: "archon_security_alerts_total", dimensions: [("kind", kind)]).increment()
+    }
+
     func action(_ kind: String) {
         Counter(label: "archon_actions_total", dimensions: [("kind", kind)]).increment()
     }

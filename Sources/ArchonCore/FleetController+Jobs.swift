@@ -1,4 +1,4 @@
-import ArchonModel
+public import ArchonModel
 
 // Job lifecycle: submission, placement, events of attempts, failure, remediation.
 extension FleetController {
@@ -127,12 +127,22 @@ extension FleetController {
 
     // MARK: - Events
 
-    mutating func receive(_ event: TrainingEvent, subjectNode: String, at now: Int64, _ out: inout [ControllerAction]) {
+    /// Why an event must not be believed, or nil: it claims another node than the subject it came on, or it is
+    /// about a job attempt assigned to another node. Such an event is never applied; it opens (or updates) the
+    /// node's security incident. `reason` is a metric label.
+    public func authenticityProblem(of event: TrainingEvent, subjectNode: String) -> (reason: String, evidence: String)? {
         guard event.nodeID == subjectNode else {
-            raiseSecurity(
-                node: subjectNode,
-                evidence: "events published on node \(subjectNode)'s subject claim to come from node '\(event.nodeID)'; rejected",
-                at: now, &out)
+            return ("node_mismatch", "events published on node \(subjectNode)'s subject claim to come from node '\(event.nodeID)'; rejected")
+        }
+        guard !event.jobID.isEmpty, let job = state.jobs[event.jobID], let index = job.attemptIndex(event.attempt),
+              job.history[index].nodeID != event.nodeID
+        else { return nil }
+        return ("job_not_assigned", "node \(event.nodeID) sent events for job \(event.jobID) attempt \(event.attempt), which is assigned to \(job.history[index].nodeID); rejected")
+    }
+
+    mutating func receive(_ event: TrainingEvent, subjectNode: String, at now: Int64, _ out: inout [ControllerAction]) {
+        if let problem = authenticityProblem(of: event, subjectNode: subjectNode) {
+            raiseSecurity(node: subjectNode, evidence: problem.evidence, at: now, &out)
             return
         }
         touchNode(event.nodeID, at: now, &out)
@@ -151,13 +161,6 @@ extension FleetController {
             return
         }
         guard !event.jobID.isEmpty, var job = state.jobs[event.jobID], let index = job.attemptIndex(event.attempt) else { return }
-        guard job.history[index].nodeID == event.nodeID else {
-            raiseSecurity(
-                node: event.nodeID,
-                evidence: "node \(event.nodeID) sent events for job \(event.jobID) attempt \(event.attempt), which is assigned to \(job.history[index].nodeID); rejected",
-                at: now, &out)
-            return
-        }
         guard job.history[index].sequences.insert(event.sequence) else { return }  // redelivered
         let live = index == job.history.count - 1 && !job.history[index].isOver && !job.status.isTerminal
         switch event.body {

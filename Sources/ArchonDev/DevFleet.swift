@@ -3,6 +3,7 @@ public import ArchonController
 import ArchonCore
 import ArchonModel
 import ArchonNATS
+import ArchonWire
 import Foundation
 public import Logging
 import Metrics
@@ -49,6 +50,8 @@ public final class DevFleet: @unchecked Sendable {
     public let options: DevOptions
     public let adminToken: String
     public private(set) var nats: NATSServer?
+    /// The fleet's identities and signing key (`<data>/credentials`): NATS runs with authentication on.
+    public private(set) var credentials: FleetCredentials?
     public private(set) var apiPort = 0
     private var controllerTask: Task<Void, Error>?
     private var agentTasks: [Task<Void, Error>] = []
@@ -78,13 +81,19 @@ public final class DevFleet: @unchecked Sendable {
     public func start() async throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true)
-        nats = try NATSServer(port: options.natsPort, storeDirectory: URL(fileURLWithPath: "\(options.dataDirectory)/nats"))
+        let credentials = try FleetCredentials.create(in: "\(options.dataDirectory)/credentials", nodes: options.nodeIDs)
+        self.credentials = credentials
+        nats = try NATSServer(port: options.natsPort, storeDirectory: URL(fileURLWithPath: "\(options.dataDirectory)/nats"),
+                              authorizationFile: credentials.authorizationFile)
         try await startController()
+        let verifier = try AssignmentVerifier(publicKeyFile: credentials.signingPublicKeyFile)
         for node in options.nodeIDs {
             var logger = self.logger
             logger[metadataKey: "node.id"] = "\(node)"
             let agent = try Agent(config: AgentConfig(
-                nodeID: node, nats: NATSOptions(servers: [natsURL], name: "archon-agent-\(node)"),
+                nodeID: node,
+                nats: try credentials.natsOptions(servers: [natsURL], name: "archon-agent-\(node)", seedFile: credentials.nodeSeedFile(node), node: node),
+                assignments: verifier,
                 workDirectory: "\(options.dataDirectory)/\(node)", labels: ["dev": "true"],
                 heartbeatInterval: .seconds(1), sampleInterval: .seconds(2), statusInterval: .seconds(5), gracePeriod: .seconds(2),
                 defaultHangSeconds: 60, tickInterval: .milliseconds(100), advertisedMemoryBytes: options.nodeMemoryBytes,
@@ -95,6 +104,7 @@ public final class DevFleet: @unchecked Sendable {
             export ARCHON_NATS=\(natsURL)
             export ARCHON_API=\(apiURL)
             export ARCHON_TOKEN=\(adminToken)
+            export ARCHON_NATS_NKEY_SEED=\(credentials.adminSeedFile)
 
             """
         try env.write(toFile: "\(options.dataDirectory)/env", atomically: true, encoding: .utf8)
@@ -114,6 +124,8 @@ public final class DevFleet: @unchecked Sendable {
             tokens: [APIToken(name: "admin", token: adminToken, scopes: [.admin])],
             datasets: [Dataset(id: "digits", location: "")], policyFile: options.policyFile, leaseSeconds: 3)
         config.fetchBatch = 256
+        config.natsNKeySeedFile = credentials?.controllerSeedFile
+        config.assignmentSigningKeyFile = credentials?.signingKeyFile
         let controller = try Controller(config: config, logger: logger)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         // Hummingbird reports a cancelled server (a controller restart) as errors: quiet it below critical.

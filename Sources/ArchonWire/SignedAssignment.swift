@@ -83,6 +83,9 @@ public struct AssignmentSigner: Sendable {
         try Data((key.publicKey.rawRepresentation.base64EncodedString() + "\n").utf8).write(to: URL(fileURLWithPath: publicKeyFile))
     }
 
+    /// The check of this key's own signatures.
+    public var verifier: AssignmentVerifier { AssignmentVerifier(key: key.publicKey) }
+
     /// Base64 of the public key, as agents are configured with it.
     public var publicKey: String { key.publicKey.rawRepresentation.base64EncodedString() }
 
@@ -106,7 +109,7 @@ public struct AssignmentVerifier: Sendable {
         key = try Curve25519.Signing.PublicKey(rawRepresentation: raw)
     }
 
-    private init(key: Curve25519.Signing.PublicKey?) { self.key = key }
+    fileprivate init(key: Curve25519.Signing.PublicKey?) { self.key = key }
 
     /// Checks nothing: only for `--insecure-unsigned-assignments`.
     public static let insecureAcceptAnything = AssignmentVerifier(key: nil)

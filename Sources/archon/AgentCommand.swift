@@ -1,5 +1,6 @@
 import ArchonAgent
 import ArchonNATS
+import ArchonWire
 import ArgumentParser
 import Foundation
 import Logging
@@ -19,8 +20,13 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "This node's id ([A-Za-z0-9_-]+).")
     var nodeId: String
 
-    @Option(name: .long, help: "NATS server URL(s), comma-separated.")
-    var nats = ProcessInfo.processInfo.environment["ARCHON_NATS"] ?? "nats://127.0.0.1:4222"
+    @OptionGroup var connection: NATSClientOptions
+
+    @Option(name: .long, help: "The controller's assignment public key (assignment-signing.pub from `archon credentials`): only assignments it signed run here.")
+    var assignmentPublicKey: String?
+
+    @Flag(name: .long, help: "Run assignments without checking any signature: anyone who can write archon_desired runs code here. Local experiments only; reported in the log and NodeStatus.")
+    var insecureUnsignedAssignments = false
 
     @Option(name: .long, help: "Work directory: job logs, checkpoints, state and the event spool.")
     var workDir: String
@@ -59,6 +65,14 @@ struct AgentCommand: AsyncParsableCommand {
         guard MemoryEnforcer.Mode(rawValue: memoryEnforcement) != nil else {
             throw ValidationError("--memory-enforcement must be one of \(MemoryEnforcer.Mode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        switch (assignmentPublicKey, insecureUnsignedAssignments) {
+        case (nil, false):
+            throw ValidationError("--assignment-public-key is required (the controller's assignment-signing.pub); --insecure-unsigned-assignments runs unsigned ones instead, for local experiments only")
+        case (.some, true):
+            throw ValidationError("--assignment-public-key and --insecure-unsigned-assignments exclude each other")
+        case (.some, false), (nil, true):
+            break
+        }
         for l in label where !l.contains("=") {
             throw ValidationError("--label takes key=value, got '\(l)'")
         }
@@ -73,7 +87,8 @@ struct AgentCommand: AsyncParsableCommand {
         }
         let config = AgentConfig(
             nodeID: nodeId,
-            nats: NATSOptions(url: nats, name: "archon-agent-\(nodeId)"),
+            nats: try connection.options(name: "archon-agent-\(nodeId)"),
+            assignments: try assignmentPublicKey.map { try AssignmentVerifier(publicKeyFile: $0) } ?? .insecureAcceptAnything,
             workDirectory: URL(fileURLWithPath: workDir).standardizedFileURL.path,
             labels: labels,
             memoryMode: MemoryEnforcer.Mode(rawValue: memoryEnforcement) ?? .auto,

@@ -8,14 +8,14 @@ struct NATSCheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nats-check", abstract: "Connect to NATS and check publish/subscribe, request/reply, JetStream and KV.")
 
-    @Option(name: .long, help: "NATS server URL(s), comma-separated.")
-    var nats = ProcessInfo.processInfo.environment["ARCHON_NATS"] ?? "nats://127.0.0.1:4222"
+    @OptionGroup var connection: NATSClientOptions
+    var nats: String { connection.nats }
 
     func run() async throws {
         var logger = Logger(label: "archon.nats-check")
         logger.logLevel = .warning
         let started = ContinuousClock.now
-        let nc = try await NATSConnection.connect(NATSOptions(url: nats, name: "archon-nats-check"), logger: logger)
+        let nc = try await NATSConnection.connect(try connection.options(name: "archon-nats-check"), logger: logger)
         print("connected to \(nats)")
 
         let subject = "archon.v1.check.\(UUID().uuidString.prefix(8))"

@@ -17,22 +17,32 @@ final class AgentHarness: @unchecked Sendable {
     let connection: NATSConnection
     let js: JetStream
     let desired: KeyValue
+    /// Authentication on; `connection` is the controller's identity, and assignments are signed with its key.
+    let credentials: FleetCredentials
+    let signer: AssignmentSigner
     let memoryMode: MemoryEnforcer.Mode
     private(set) var agent: Agent?
     private var agentTask: Task<Void, Error>?
     private var consumers = 0
 
     init(nodeID: String = "n1", memoryMode: MemoryEnforcer.Mode = .auto) async throws {
-        server = try NATSServer()
+        credentials = try FleetCredentials.create(
+            in: FileManager.default.temporaryDirectory.appendingPathComponent("archon-creds-\(UUID().uuidString)").path, nodes: [nodeID])
+        signer = try AssignmentSigner(keyFile: credentials.signingKeyFile)
+        server = try NATSServer(authorizationFile: credentials.authorizationFile)
         workDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("archon-agent-\(UUID().uuidString)").path
         self.nodeID = nodeID
         self.memoryMode = memoryMode
         var logger = Logger(label: "test.controller")
         logger.logLevel = .warning
-        connection = try await NATSConnection.connect(NATSOptions(servers: [server.url], name: "test-controller"), logger: logger)
+        connection = try await NATSConnection.connect(
+            credentials.natsOptions(servers: [server.url], name: "test-controller", seedFile: credentials.controllerSeedFile), logger: logger)
         js = try connection.jetStream()
         try await Fleet.ensureStreams(js)
         desired = try await js.keyValue(KeyValueConfig(bucket: Fleet.desiredBucket))
+        // The leadership lease, renewed a few times: fencing epochs up to its revision are believable.
+        let leader = try await js.keyValue(KeyValueConfig(bucket: Fleet.leaderBucket))
+        for _ in 0..<10 { try await leader.put("lease", Array("test-controller".utf8)) }
     }
 
     deinit {
@@ -45,7 +55,14 @@ final class AgentHarness: @unchecked Sendable {
         logger.logLevel = .notice
         let config = AgentConfig(
             nodeID: nodeID,
-            nats: NATSOptions(servers: [server.url], reconnectDelay: .milliseconds(50), maxReconnectDelay: .milliseconds(250)),
+            nats: try {
+                var options = try credentials.natsOptions(servers: [server.url], name: "archon-agent-\(nodeID)",
+                                                          seedFile: credentials.nodeSeedFile(nodeID), node: nodeID)
+                options.reconnectDelay = .milliseconds(50)
+                options.maxReconnectDelay = .milliseconds(250)
+                return options
+            }(),
+            assignments: try AssignmentVerifier(publicKeyFile: credentials.signingPublicKeyFile),
             workDirectory: workDirectory, memoryMode: memoryMode, heartbeatInterval: .milliseconds(500),
             sampleInterval: .milliseconds(500), gracePeriod: gracePeriod, defaultHangSeconds: hangAfter,
             tickInterval: .milliseconds(50))
@@ -64,7 +81,7 @@ final class AgentHarness: @unchecked Sendable {
 
     func assign(_ spec: JobSpec, attempt: Int = 1, epoch: UInt64 = 1, state: JobAssignment.DesiredState = .running) async throws {
         let assignment = JobAssignment(spec: spec, attempt: attempt, fencingEpoch: epoch, desiredState: state, nodeID: nodeID)
-        try await desired.put("\(nodeID).\(spec.id)", assignment.encoded())
+        try await desired.put("\(nodeID).\(spec.id)", try signer.sign(assignment).encoded())
     }
 
     /// The job's events from the stream, in order, once `until` holds (or the timeout passes).

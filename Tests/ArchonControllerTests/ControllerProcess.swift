@@ -114,6 +114,6 @@ extension FleetHarness {
     func assignment(node: String, job: String, in desired: KeyValue? = nil) async throws -> JobAssignment? {
         let kv: KeyValue
         if let desired { kv = desired } else { kv = try await js.keyValue(KeyValueConfig(bucket: Fleet.desiredBucket)) }
-        return try await kv.get("\(node).\(job)").map { try JobAssignment.decode($0.value) }
+        return try await kv.get("\(node).\(job)").map { try SignedAssignment.decode($0.value).unverifiedAssignment() }
     }
 }

@@ -94,4 +94,41 @@ struct ControllerTests {
         #expect(victim.status == "running" && victim.history.count == 1 && victim.config.batchSize == 32)
         await controller.stop()
     }
+    @Test func aForgedAssignmentIsRefusedByTheAgentPagesSecurityAndIsRemoved() async throws {
+        let fleet = try await FleetHarness()
+        var config = fleet.controllerConfig()
+        config.reconcileSeconds = 1
+        let controller = try await RunningController(config: config)
+        try await fleet.startAgent("n1")
+        let api = HTTP(base: controller.api, token: adminToken.token)
+        _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
+        #expect(try await api.call("GET", "/v1/nodes").json([NodeView].self).first?.unsignedAssignmentsAccepted == false)
+
+        // Someone who can write archon_desired (here: the admin identity) puts a job signed with another key.
+        let forger = FileManager.default.temporaryDirectory.appendingPathComponent("forger-\(UUID().uuidString)").path
+        try AssignmentSigner.generate(keyFile: forger + ".key", publicKeyFile: forger + ".pub")
+        let spec = try JSONDecoder().decode(JobSpec.self, from: Data(faultSpec("evil", fault: "none", epochs: 1).utf8))
+        let evil = JobAssignment(spec: spec, attempt: 1, fencingEpoch: 1, desiredState: .running, nodeID: "n1")
+        let desired = try await fleet.js.keyValue(KeyValueConfig(bucket: Fleet.desiredBucket))
+        try await desired.put("n1.evil", try AssignmentSigner(keyFile: forger + ".key").sign(evil).encoded())
+
+        let incident = try await waitFor("security incident for n1") {
+            try await api.call("GET", "/v1/incidents").json([IncidentView].self).first { $0.cause == "security" && $0.nodes == ["n1"] }
+        }
+        #expect(incident.severity == "critical" && incident.level == "L2")
+        #expect(incident.symptoms.joined().contains("n1.evil"), "\(incident.symptoms)")
+        let metrics = try await api.call("GET", "/metrics").text
+        #expect(metrics.contains(#"archon_security_alerts_total{kind="assignment_rejected"}"#), "\(metrics.prefix(4000))")
+        // The controller's reconciliation removes what it never wrote.
+        _ = try await waitFor("n1.evil removed from archon_desired") { try await desired.get("n1.evil") == nil ? true : nil }
+
+        // The agent never ran it, and still runs what the controller assigns.
+        #expect(try await api.call("POST", "/v1/training/jobs", body: faultSpec("real", fault: "none", epochs: 1)).status == 201)
+        _ = try await waitFor("job real completed") {
+            try await api.call("GET", "/v1/training/jobs/real").json(JobView.self).status == "completed" ? true : nil
+        }
+        #expect(await fleet.agents["n1"]!.rejectedAssignments == 1)
+        #expect(try await api.call("GET", "/v1/training/jobs/evil").status == 404)
+        await controller.stop()
+    }
 }

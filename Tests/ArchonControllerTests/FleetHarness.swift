@@ -75,6 +75,8 @@ final class RunningController: @unchecked Sendable {
 /// A real fleet in one process: nats-server, controllers, agents.
 final class FleetHarness: @unchecked Sendable {
     let server: NATSServer
+    /// Authentication is on, as in production: the test client is the admin identity.
+    let credentials: FleetCredentials
     let connection: NATSConnection
     let js: JetStream
     private(set) var agents: [String: Agent] = [:]
@@ -82,10 +84,15 @@ final class FleetHarness: @unchecked Sendable {
     let policyFile: String
 
     init() async throws {
-        server = try NATSServer()
+        // The nodes tests run agents on have identities from the start: a reload makes nats-server 2.9 answer
+        // "JetStream not enabled" for a moment, which the daemons ride out but a test need not wait for.
+        credentials = try FleetCredentials.create(
+            in: FileManager.default.temporaryDirectory.appendingPathComponent("archon-creds-\(UUID().uuidString)").path, nodes: ["n1", "n2"])
+        server = try NATSServer(authorizationFile: credentials.authorizationFile)
         var logger = Logger(label: "test.client")
         logger.logLevel = .warning
-        connection = try await NATSConnection.connect(NATSOptions(servers: [server.url], name: "test-client"), logger: logger)
+        connection = try await NATSConnection.connect(
+            credentials.natsOptions(servers: [server.url], name: "test-client", seedFile: credentials.adminSeedFile), logger: logger)
         js = try connection.jetStream()
         try await Fleet.ensureStreams(js)
         policyFile = try fastPolicyFile()
@@ -95,10 +102,27 @@ final class FleetHarness: @unchecked Sendable {
         for task in agentTasks { task.cancel() }
     }
 
+    /// A connection as the admin identity (every subject).
+    func clientOptions(name: String) throws -> NATSOptions {
+        try credentials.natsOptions(servers: [server.url], name: name, seedFile: credentials.adminSeedFile)
+    }
+
     func controllerConfig(id: String = "c1", sinks: [SinkConfig] = [], lease: Double = 2) -> ControllerConfig {
-        ControllerConfig(
+        var config = ControllerConfig(
             id: id, nats: server.url, httpHost: "127.0.0.1", httpPort: 0, tokens: [adminToken, readerToken, operatorToken],
             sinks: sinks, datasets: [Dataset(id: "digits", location: "")], policyFile: policyFile, leaseSeconds: lease)
+        config.natsNKeySeedFile = credentials.controllerSeedFile
+        config.assignmentSigningKeyFile = credentials.signingKeyFile
+        return config
+    }
+
+    /// Adds `node`'s identity to the running server (as an operator would: `archon credentials`, then reload).
+    func identity(for node: String) throws -> NATSOptions {
+        if !credentials.nodes().contains(node) {
+            try credentials.add(nodes: [node])
+            try server.reload()
+        }
+        return try credentials.natsOptions(servers: [server.url], name: "archon-agent-\(node)", seedFile: credentials.nodeSeedFile(node), node: node)
     }
 
     func startController(id: String = "c1", sinks: [SinkConfig] = [], lease: Double = 2) async throws -> RunningController {
@@ -118,7 +142,8 @@ final class FleetHarness: @unchecked Sendable {
         logger.logLevel = .warning
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("archon-fleet-\(nodeID)-\(UUID().uuidString)").path
         let agent = try Agent(config: AgentConfig(
-            nodeID: nodeID, nats: NATSOptions(servers: [server.url]), workDirectory: work, heartbeatInterval: .milliseconds(500),
+            nodeID: nodeID, nats: try identity(for: nodeID), assignments: try AssignmentVerifier(publicKeyFile: credentials.signingPublicKeyFile),
+            workDirectory: work, heartbeatInterval: .milliseconds(500),
             sampleInterval: .seconds(1), statusInterval: .seconds(2), gracePeriod: .seconds(1), tickInterval: .milliseconds(50),
             advertisedMemoryBytes: memory), logger: logger)
         agents[nodeID] = agent

@@ -83,7 +83,7 @@ struct LeaderElectionTests {
         func candidate(_ id: String) async throws -> LeaderElection {
             var logger = Logger(label: "test.election.\(id)")
             logger.logLevel = .critical
-            let connection = try await NATSConnection.connect(NATSOptions(servers: [fleet.server.url], name: id), logger: logger)
+            let connection = try await NATSConnection.connect(try fleet.clientOptions(name: id), logger: logger)
             let kv = try await connection.jetStream().keyValue(KeyValueConfig(bucket: Fleet.leaderBucket))
             return LeaderElection(kv: kv, id: id, leaseTime: leaseTime, logger: logger)
         }
