@@ -40,7 +40,8 @@ final class AgentHarness: @unchecked Sendable {
         agentTask?.cancel()
     }
 
-    func startAgent(gracePeriod: Duration = .seconds(2), hangAfter: Int = 300) async throws {
+    func startAgent(gracePeriod: Duration = .seconds(2), hangAfter: Int = 300, rules: ExecutionRules = ExecutionRules(),
+                    runAs: RunAsIdentity? = nil) async throws {
         var logger = Logger(label: "test.agent")
         logger.logLevel = .notice
         let config = AgentConfig(
@@ -48,7 +49,7 @@ final class AgentHarness: @unchecked Sendable {
             nats: NATSOptions(servers: [server.url], reconnectDelay: .milliseconds(50), maxReconnectDelay: .milliseconds(250)),
             workDirectory: workDirectory, memoryMode: memoryMode, heartbeatInterval: .milliseconds(500),
             sampleInterval: .milliseconds(500), gracePeriod: gracePeriod, defaultHangSeconds: hangAfter,
-            tickInterval: .milliseconds(50))
+            tickInterval: .milliseconds(50), executionRules: rules, runAs: runAs)
         let agent = try Agent(config: config, logger: logger)
         self.agent = agent
         agentTask = Task { try await agent.run() }
