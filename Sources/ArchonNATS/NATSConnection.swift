@@ -58,7 +58,7 @@ private func onReconnected(_ nc: OpaquePointer?, _ closure: UnsafeMutableRawPoin
     let box = callbacks(closure)
     var buffer = [CChar](repeating: 0, count: 256)
     let url = natsConnection_GetConnectedUrl(nc, &buffer, buffer.count) == NATS_OK
-        ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        ? NATSOptions.redacted(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) : ""
     box.logger.info("nats.reconnected", metadata: ["nats.url": "\(url)"])
     box.events.yield(.reconnected(url: url))
 }
@@ -129,7 +129,7 @@ public final class NATSConnection: @unchecked Sendable {
             try check(natsOptions_Create(&opts), "natsOptions_Create")
             defer { natsOptions_Destroy(opts) }
             var servers: [UnsafePointer<CChar>?] = options.servers.map { strings.add($0) }
-            try check(natsOptions_SetServers(opts, &servers, Int32(servers.count)), "natsOptions_SetServers(\(options.servers.joined(separator: ",")))")
+            try check(natsOptions_SetServers(opts, &servers, Int32(servers.count)), "natsOptions_SetServers(\(NATSOptions.redacted(servers: options.servers)))")
             try check(natsOptions_SetName(opts, options.name), "natsOptions_SetName")
             try check(natsOptions_SetTimeout(opts, options.connectTimeout.milliseconds), "natsOptions_SetTimeout")
             try check(natsOptions_SetMaxReconnect(opts, -1), "natsOptions_SetMaxReconnect")
@@ -173,13 +173,13 @@ public final class NATSConnection: @unchecked Sendable {
             let status = natsConnection_Connect(&nc, opts)
             // With retryOnFailedConnect, NATS_NOT_YET_CONNECTED means "connecting in the background".
             guard status == NATS_OK || (options.retryOnFailedConnect && status == NATS_NOT_YET_CONNECTED), let nc else {
-                let error = NATSError(status, "connect to \(options.servers.joined(separator: ","))")
+                let error = NATSError(status, "connect to \(NATSOptions.redacted(servers: options.servers))")
                 Unmanaged.passUnretained(box).release()
                 throw error
             }
             return UncheckedHandle(nc)
         }
-        logger.info("nats.connected", metadata: ["nats.servers": "\(options.servers.joined(separator: ","))", "nats.name": "\(options.name)"])
+        logger.info("nats.connected", metadata: ["nats.servers": "\(NATSOptions.redacted(servers: options.servers))", "nats.name": "\(options.name)"])
         return NATSConnection(handle: handle.pointer, events: events, callbacks: box, logger: logger)
     }
 
