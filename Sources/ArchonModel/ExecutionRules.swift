@@ -24,7 +24,8 @@ public struct ExecutionRules: Sendable, Hashable {
 
     /// Variables that change how the loader, libc, or an interpreter runs a program, rather than what the program
     /// computes: glibc's list of variables it ignores in setuid programs (less the harmless `TMPDIR` and `TZDIR`),
-    /// the interpreters' code-injection variables, and the `ARCHON_*` contract, which the agent alone sets.
+    /// and the interpreters' code-injection variables. (`ARCHON_*` need no rule: the agent sets the contract's
+    /// variables over whatever the job's `env` says, and the controller sets `ARCHON_DATASET_PATH` there itself.)
     public static let defaultDeniedEnvironment = [
         // The dynamic loader: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, …
         "LD_*",
@@ -37,8 +38,6 @@ public struct ExecutionRules: Sendable, Hashable {
         "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONINSPECT", "PYTHONUSERBASE", "PYTHONBREAKPOINT",
         "BASH_ENV", "ENV", "BASH_FUNC_*", "SHELLOPTS", "PERL5LIB", "PERL5OPT", "PERLLIB", "RUBYLIB", "RUBYOPT",
         "NODE_OPTIONS", "NODE_PATH",
-        // The training-process contract: the agent sets these for every attempt.
-        "ARCHON_*",
     ]
 
     public init(entrypoints: [String] = Self.defaultEntrypoints, deniedEnvironment: [String] = Self.defaultDeniedEnvironment) {
@@ -74,7 +73,7 @@ public struct ExecutionRules: Sendable, Hashable {
                 return (name, "not a valid environment variable name (empty, or contains '=' or NUL)")
             }
             guard let pattern = denyingPattern(for: name) else { return nil }
-            return (name, "may not be set by a job: it changes how the loader, libc or an interpreter runs the program, or is set by the agent (denied by '\(pattern)')")
+            return (name, "may not be set by a job: it changes how the loader, libc or an interpreter runs the program (denied by '\(pattern)')")
         }
     }
 
