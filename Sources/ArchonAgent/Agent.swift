@@ -54,10 +54,16 @@ public actor Agent: Service {
 
     public func run() async throws {
         logger.info("agent.starting", metadata: ["agent.work_dir": "\(config.workDirectory)",
-                                                 "agent.memory_enforcement": "\(enforcer.capabilities.memory.rawValue)"])
+                                                 "agent.memory_enforcement": "\(enforcer.capabilities.memory.rawValue)",
+                                                 "agent.run_as": "\(config.runAs?.description ?? "the agent's user")"])
         if !config.assignments.checksSignatures {
             logger.critical("agent.assignments.unsigned_accepted", metadata: [
                 "reason": "--insecure-unsigned-assignments: anyone who can write archon_desired can run any command on this node",
+            ])
+        }
+        if config.runAs == nil, geteuid() == 0 {
+            logger.warning("agent.trainers_run_as_root", metadata: [
+                "hint": "the agent runs as root and no --run-as-user is set: every trainer runs as root; set --run-as-user and --run-as-group",
             ])
         }
         adoptPreviousProcesses()
@@ -236,15 +242,20 @@ public actor Agent: Service {
         do {
             let job = try JobProcess.start(
                 assignment, workDirectory: config.workDirectory, nodeID: config.nodeID, enforcer: enforcer, outbox: outbox,
-                defaultHangSeconds: config.defaultHangSeconds, memoryCeiling: config.memoryCeilingBytes, logger: logger, nowMs: nowMs)
+                defaultHangSeconds: config.defaultHangSeconds, memoryCeiling: config.memoryCeilingBytes,
+                rules: config.executionRules, runAs: config.runAs, logger: logger, nowMs: nowMs)
             jobs[assignment.spec.id] = job
             publishNodeStatus()
         } catch {
-            // The node could not run it: say so as the attempt's exit, so the controller can re-place it.
-            logger.error("agent.job.spawn_failed", metadata: ["job.id": "\(assignment.spec.id)", "error": "\(error)"])
+            // The node could not run it: say so as the attempt's exit, so the controller can re-place it. A refusal
+            // is no node fault: another node would refuse too, and it is a security concern, never retried.
+            let refused = error is JobProcess.Refused
+            logger.error(refused ? "agent.job.refused" : "agent.job.spawn_failed", metadata: ["job.id": "\(assignment.spec.id)", "error": "\(error)"])
             let paths = JobPaths(workDirectory: config.workDirectory, jobID: assignment.spec.id)
             try? FileManager.default.createDirectory(atPath: paths.attempt(assignment.attempt), withIntermediateDirectories: true)
-            let exited = JobExited(exitCode: 127, failureClass: .nodeFault, detail: "agent could not start the process: \(error)")
+            let exited = refused
+                ? JobExited(exitCode: 126, failureClass: .permissionDenied, detail: "agent refused to run the job: \(error)")
+                : JobExited(exitCode: 127, failureClass: .nodeFault, detail: "agent could not start the process: \(error)")
             JobProcess.emit(.exited(exited), jobID: assignment.spec.id, attempt: assignment.attempt, nodeID: config.nodeID,
                             paths: paths, outbox: outbox, logger: logger, nowMs: nowMs)
             paths.save(JobRecord(assignment: assignment, shimPID: 0, shimStartTime: 0, trainerPID: 0, startedAtMs: nowMs, cgroup: nil,

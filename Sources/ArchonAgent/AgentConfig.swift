@@ -1,3 +1,4 @@
+public import ArchonModel
 public import ArchonNATS
 public import ArchonWire
 
@@ -31,6 +32,11 @@ public struct AgentConfig: Sendable {
     /// The memory every job here really gets at most, whatever it asks for: a node sharing its host, or —
     /// in `archon dev --broken-node` — a node with far less memory than it advertises.
     public var memoryCeilingBytes: UInt64?
+    /// What jobs may run here: entrypoints and environment, checked again before every start whatever the
+    /// desired state says (the controller's policy checks the same at submission).
+    public var executionRules: ExecutionRules
+    /// The unprivileged user and groups trainers run as; nil = the agent's own (warned about when that is root).
+    public var runAs: RunAsIdentity?
 
     public init(
         nodeID: String,
@@ -47,7 +53,9 @@ public struct AgentConfig: Sendable {
         stopJobsOnExit: Bool = false,
         tickInterval: Duration = .milliseconds(200),
         advertisedMemoryBytes: UInt64? = nil,
-        memoryCeilingBytes: UInt64? = nil
+        memoryCeilingBytes: UInt64? = nil,
+        executionRules: ExecutionRules = ExecutionRules(),
+        runAs: RunAsIdentity? = nil
     ) {
         self.nodeID = nodeID
         self.nats = nats
@@ -64,6 +72,8 @@ public struct AgentConfig: Sendable {
         self.tickInterval = tickInterval
         self.advertisedMemoryBytes = advertisedMemoryBytes
         self.memoryCeilingBytes = memoryCeilingBytes
+        self.executionRules = executionRules
+        self.runAs = runAs
     }
 }
 

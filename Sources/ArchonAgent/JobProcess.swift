@@ -108,12 +108,24 @@ final class JobProcess: @unchecked Sendable {
         let description: String
     }
 
-    /// Starts an attempt: prepares its folder, config file, FIFO and cgroup, then spawns it under a shim.
+    /// The assignment asks for something this node's execution rules do not allow: it is never started.
+    struct Refused: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Starts an attempt: checks it against the node's execution rules, prepares its folder, config file, FIFO and
+    /// cgroup, then spawns it under a shim, as `runAs` when given.
     static func start(
         _ assignment: JobAssignment, workDirectory: String, nodeID: String, enforcer: MemoryEnforcer, outbox: EventOutbox,
-        defaultHangSeconds: Int, memoryCeiling: UInt64? = nil, logger: Logger, nowMs: Int64
+        defaultHangSeconds: Int, memoryCeiling: UInt64? = nil, rules: ExecutionRules = ExecutionRules(), runAs: RunAsIdentity? = nil,
+        logger: Logger, nowMs: Int64
     ) throws -> JobProcess {
         let spec = assignment.spec
+        // Whoever wrote the desired state, this node runs only what its own rules allow (names, never values: an
+        // environment value may be a secret).
+        var refusals = rules.entrypointRefusal(spec.command).map { ["command: \($0)"] } ?? []
+        refusals += rules.environmentProblems(spec.env).map { "env.\($0.name): \($0.message)" }
+        if !refusals.isEmpty { throw Refused(description: refusals.joined(separator: "; ")) }
         let paths = JobPaths(workDirectory: workDirectory, jobID: spec.id)
         let attemptDir = paths.attempt(assignment.attempt)
         let fm = FileManager.default
@@ -141,10 +153,19 @@ final class JobProcess: @unchecked Sendable {
             resume = latest?.path ?? ""
         }
 
-        guard let argv0 = spec.command.first, let executable = resolveExecutable(argv0, env: spec.env) else {
-            throw SpawnError(description: "command \(spec.command.first ?? "(empty)") not found in PATH")
+        guard let argv0 = spec.command.first, let executable = resolveExecutable(argv0) else {
+            throw SpawnError(description: "command \(spec.command.first ?? "(empty)") not found in the agent's PATH")
         }
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ARCHON_") }
+        if let runAs {
+            // The trainer's own user, not the agent's; it must be able to write its checkpoints.
+            env["HOME"] = runAs.home ?? "/"
+            if let name = runAs.userName { (env["USER"], env["LOGNAME"]) = (name, name) }
+            try fm.createDirectory(atPath: paths.checkpoints, withIntermediateDirectories: true)
+            for path in [paths.checkpoints, attemptDir] where chown(path, runAs.uid, runAs.gid) != 0 {
+                throw SpawnError(description: "chown \(path) to \(runAs): \(String(cString: strerror(errno)))")
+            }
+        }
         for (k, v) in spec.env { env[k] = v }
         env["ARCHON_JOB_ID"] = spec.id
         env["ARCHON_ATTEMPT"] = "\(assignment.attempt)"
@@ -173,11 +194,14 @@ final class JobProcess: @unchecked Sendable {
                             paths.status(assignment.attempt).withCString { status in
                                 withOptionalCString(cgroup?.procs) { procs in
                                     // cwd nil: the trainer runs where the agent runs, so relative commands resolve alike.
-                                    var request = archon_spawn_request(
-                                        path: path, argv: argv, envp: envp, cwd: nil,
-                                        cgroup_procs: procs, log_path: log, events_fifo: fifo, status_path: status,
-                                        rlimit_as: rlimit)
-                                    return archon_spawn(&request, &trainerPID)
+                                    (runAs?.groups ?? []).withUnsafeBufferPointer { groups in
+                                        var request = archon_spawn_request(
+                                            path: path, argv: argv, envp: envp, cwd: nil,
+                                            cgroup_procs: procs, log_path: log, events_fifo: fifo, status_path: status,
+                                            rlimit_as: rlimit, run_as: runAs == nil ? 0 : 1, uid: runAs?.uid ?? 0,
+                                            gid: runAs?.gid ?? 0, groups: groups.baseAddress, ngroups: Int32(groups.count))
+                                        return archon_spawn(&request, &trainerPID)
+                                    }
                                 }
                             }
                         }
@@ -499,9 +523,10 @@ func appendAgentNote(_ text: String, to path: String) {
     }
 }
 
-func resolveExecutable(_ name: String, env: [String: String]) -> String? {
+func resolveExecutable(_ name: String) -> String? {
     if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
-    let path = env["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+    // The agent's PATH, never the job's: the allowlist names a program, and the job must not choose which file it is.
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
     for dir in path.split(separator: ":") {
         let candidate = "\(dir)/\(name)"
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }

@@ -20,7 +20,7 @@ public struct APIRequestContext: RequestContext {
 /// 401 without a known bearer token; public paths (health, readiness, metrics) need none.
 struct BearerAuth: RouterMiddleware {
     typealias Context = APIRequestContext
-    let tokens: [String: APIToken]
+    let tokens: [APIToken]
     static let publicPaths: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -28,7 +28,15 @@ struct BearerAuth: RouterMiddleware {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             return APIServer.error(.unauthorized, "missing bearer token: send 'Authorization: Bearer <token>'")
         }
-        guard let token = tokens[String(header.dropFirst("Bearer ".count))] else {
+        // Hash what was presented and compare it with every configured hash, every byte of each: how long this
+        // takes says nothing about which token, or how much of one, was guessed.
+        let presented = APIToken.sha256(of: String(header.dropFirst("Bearer ".count)))
+        var found: APIToken?
+        for token in tokens {
+            let match = token.matches(digest: presented)
+            if match, found == nil { found = token }
+        }
+        guard let token = found else {
             return APIServer.error(.unauthorized, "unknown bearer token")
         }
         var context = context
@@ -52,9 +60,8 @@ public enum APIServer {
 
     public static func router(controller: Controller, registry: PrometheusCollectorRegistry) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
-        let tokens = Dictionary(controller.config.tokens.map { ($0.token, $0) }, uniquingKeysWith: { a, _ in a })
         router.add(middleware: APIErrorMiddleware())
-        router.add(middleware: BearerAuth(tokens: tokens))
+        router.add(middleware: BearerAuth(tokens: controller.config.tokens))
 
         router.get("healthz") { _, _ in json(["status": "ok"]) }
         router.get("readyz") { _, _ in

@@ -1,20 +1,105 @@
 public import ArchonCore
 public import ArchonNATS
+import Crypto
 import Foundation
 
 /// A bearer token of the HTTP API and what it may do.
-public struct APIToken: Codable, Sendable, Hashable {
+///
+/// Only the token's SHA-256 is kept: a config file written with `tokenSHA256` (`archon token hash`) holds no secret,
+/// and one with a plain `token` (fine for development) is hashed when read and the text dropped. A presented token is
+/// hashed and compared with every configured hash, every byte of each, so the time taken says nothing about which
+/// one it resembles. Neither the token nor its hash is ever printed (`description` shows the name and scopes).
+public struct APIToken: Codable, Sendable, Hashable, CustomStringConvertible {
     public var name: String
-    public var token: String
+    /// SHA-256 of the token: 32 bytes.
+    public var tokenSHA256: [UInt8]
     public var scopes: [Scope]
 
+    /// From the token itself (development, tests): only its hash is kept.
     public init(name: String, token: String, scopes: [Scope]) {
+        self.init(name: name, tokenSHA256: Self.sha256(of: token), scopes: scopes)
+    }
+
+    public init(name: String, tokenSHA256: [UInt8], scopes: [Scope]) {
         self.name = name
-        self.token = token
+        self.tokenSHA256 = tokenSHA256
         self.scopes = scopes
     }
 
     public func allows(_ scope: Scope) -> Bool { scopes.contains(scope) || scopes.contains(.admin) }
+
+    /// "oncall (training:read, training:start)": never the token or its hash.
+    public var description: String { "\(name) (\(scopes.map(\.rawValue).joined(separator: ", ")))" }
+
+    /// SHA-256 of a token's UTF-8 bytes.
+    public static func sha256(of token: String) -> [UInt8] { Array(SHA256.hash(data: Data(token.utf8))) }
+
+    /// Lower-case hex, as `tokenSHA256` is written.
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes { out += [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]] }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Whether `digest` is this token's hash, in a time that does not depend on where they differ.
+    public func matches(digest: [UInt8]) -> Bool {
+        guard digest.count == tokenSHA256.count else { return false }
+        var difference: UInt8 = 0
+        for i in digest.indices { difference |= digest[i] ^ tokenSHA256[i] }
+        return difference == 0
+    }
+
+    private enum CodingKeys: String, CodingKey { case name, token, tokenSHA256, scopes }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        scopes = try c.decode([Scope].self, forKey: .scopes)
+        let plain = try c.decodeIfPresent(String.self, forKey: .token)
+        let hex = try c.decodeIfPresent(String.self, forKey: .tokenSHA256)
+        switch (plain, hex) {
+        case (let plain?, nil):
+            tokenSHA256 = Self.sha256(of: plain)
+        case (nil, let hex?):
+            guard let digest = Self.bytes(hex: hex), digest.count == 32 else {
+                throw DecodingError.dataCorruptedError(forKey: .tokenSHA256, in: c, debugDescription:
+                    "token '\(name)': tokenSHA256 must be 64 hex digits, the SHA-256 of the token (`archon token hash` prints it)")
+            }
+            tokenSHA256 = digest
+        case (.some, .some), (nil, nil):
+            throw DecodingError.dataCorruptedError(forKey: .tokenSHA256, in: c, debugDescription:
+                "token '\(name)': give tokenSHA256 (the token's SHA-256, from `archon token hash`) or, for development, token; exactly one")
+        }
+    }
+
+    /// Writes the hash, never a token.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(Self.hex(tokenSHA256), forKey: .tokenSHA256)
+        try c.encode(scopes, forKey: .scopes)
+    }
+
+    private static func bytes(hex: String) -> [UInt8]? {
+        let utf8 = Array(hex.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        for i in stride(from: 0, to: utf8.count, by: 2) {
+            guard let high = nibble(utf8[i]), let low = nibble(utf8[i + 1]) else { return nil }
+            out.append(high << 4 | low)
+        }
+        return out
+    }
 }
 
 /// What a token may do. `admin` implies every other scope.

@@ -172,13 +172,15 @@ public final class EscalationSinks: Sendable {
                 statuses.withLock { $0[sink.name, default: Status()].delivered += 1 }
                 return
             } catch {
+                // A webhook URL is often its own credential (Slack's are): the sink's name stands for it.
+                let text = "\(error)".replacingOccurrences(of: sink.url, with: "<url of sink \(sink.name)>")
                 statuses.withLock {
                     $0[sink.name, default: Status()].failedAttempts += 1
-                    $0[sink.name, default: Status()].lastError = "\(error)"
+                    $0[sink.name, default: Status()].lastError = text
                 }
                 logger.warning("controller.sink.failed", metadata: [
                     "sink.name": "\(sink.name)", "sink.attempt": "\(attempt)", "incident.id": "\(escalation.incident.id)",
-                    "error": "\(error)",
+                    "error": "\(text)",
                 ])
                 if attempt < maxAttempts {
                     try? await Task.sleep(for: backoff)
@@ -195,7 +197,7 @@ public final class EscalationSinks: Sendable {
     }
 
     private func post(_ body: [String: Any], to sink: SinkConfig) async throws {
-        guard let url = URL(string: sink.url) else { throw HTTPFailure(description: "bad URL \(sink.url)") }
+        guard let url = URL(string: sink.url) else { throw HTTPFailure(description: "the sink's url is not a URL") }
         var request = URLRequest(url: url, timeoutInterval: 10)
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -203,7 +205,7 @@ public final class EscalationSinks: Sendable {
         request.httpBody = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
         let (_, response) = try await URLSession.shared.data(for: request)
         guard let http = response as? HTTPURLResponse, (200..<300).contains(http.statusCode) else {
-            throw HTTPFailure(description: "HTTP \((response as? HTTPURLResponse)?.statusCode ?? 0) from \(sink.url)")
+            throw HTTPFailure(description: "HTTP \((response as? HTTPURLResponse)?.statusCode ?? 0) from the sink")
         }
     }
 }

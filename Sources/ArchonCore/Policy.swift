@@ -352,6 +352,14 @@ public struct ValidationPolicy: Codable, Sendable, Hashable {
     public var requireDataset = false
     /// Once nodes are known, some node must be able to hold the job's request.
     public var requireCapacity = true
+    /// The programs a job's `command[0]` may name: program names (looked up in the agent's `PATH`), absolute paths,
+    /// or directories ending in `/` (see ``ExecutionRules``). Agents enforce their own list too.
+    public var entrypoints = ExecutionRules.defaultEntrypoints
+    /// Environment variables a job may not set: names, or prefixes ending in `*`.
+    public var deniedEnvironment = ExecutionRules.defaultDeniedEnvironment
 
     public init() {}
+
+    /// The entrypoint and environment rules, as the agents apply them.
+    public var executionRules: ExecutionRules { ExecutionRules(entrypoints: entrypoints, deniedEnvironment: deniedEnvironment) }
 }

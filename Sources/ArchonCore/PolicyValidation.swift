@@ -78,6 +78,12 @@ extension Policy {
         }
         check.atLeast(escalation.logTailLines, 0, "escalation.logTailLines")
         check.range(validation.maxLearningRate, "validation.maxLearningRate", above: 0, atMost: .infinity)
+        for (i, entry) in validation.entrypoints.enumerated() {
+            if let problem = ExecutionRules.entrypointEntryProblem(entry) { check.fail("validation.entrypoints[\(i)]", problem) }
+        }
+        for (i, pattern) in validation.deniedEnvironment.enumerated() {
+            if let problem = ExecutionRules.environmentPatternProblem(pattern) { check.fail("validation.deniedEnvironment[\(i)]", problem) }
+        }
         return check.issues
     }
 }

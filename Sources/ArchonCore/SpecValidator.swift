@@ -40,9 +40,10 @@ public struct SpecValidator: Sendable {
         } else if spec.id.utf8.count > 64 || !spec.id.utf8.allSatisfy(Self.isIDByte) {
             fail("id", "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-' (it names NATS subjects and KV keys), got \"\(spec.id)\"")
         }
-        if spec.command.isEmpty || spec.command[0].isEmpty {
-            fail("command", "required: the argv of the training process")
-        }
+        // What the job may run is judged here, at submission, as well as by the agent at launch.
+        let rules = policy.executionRules
+        if let refusal = rules.entrypointRefusal(spec.command) { fail("command", refusal) }
+        for (name, message) in rules.environmentProblems(spec.env) { fail("env.\(name)", message) }
 
         let c = spec.config
         if c.batchSize < 1 { fail("config.batchSize", "must be >= 1, got \(c.batchSize)") }

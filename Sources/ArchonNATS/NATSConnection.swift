@@ -64,7 +64,7 @@ private func onReconnected(_ nc: OpaquePointer?, _ closure: UnsafeMutableRawPoin
     let box = callbacks(closure)
     var buffer = [CChar](repeating: 0, count: 256)
     let url = natsConnection_GetConnectedUrl(nc, &buffer, buffer.count) == NATS_OK
-        ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        ? NATSOptions.redacted(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) : ""
     box.logger.info("nats.reconnected", metadata: ["nats.url": "\(url)"])
     box.events.yield(.reconnected(url: url))
 }
@@ -134,13 +134,13 @@ public final class NATSConnection: @unchecked Sendable {
             logger: logger
         )
         let connectCalls = BlockingCalls(label: "archon.nats.connect")
-        let handle = try await connectCalls.run { () throws(NATSError) -> UncheckedHandle in
+        let (handle, pending) = try await connectCalls.run { () throws(NATSError) -> (UncheckedHandle, String?) in
             let strings = CStrings()
             var opts: OpaquePointer?
             try check(natsOptions_Create(&opts), "natsOptions_Create")
             defer { natsOptions_Destroy(opts) }
             var servers: [UnsafePointer<CChar>?] = options.servers.map { strings.add($0) }
-            try check(natsOptions_SetServers(opts, &servers, Int32(servers.count)), "natsOptions_SetServers(\(options.servers.joined(separator: ",")))")
+            try check(natsOptions_SetServers(opts, &servers, Int32(servers.count)), "natsOptions_SetServers(\(NATSOptions.redacted(servers: options.servers)))")
             try check(natsOptions_SetName(opts, options.name), "natsOptions_SetName")
             try check(natsOptions_SetTimeout(opts, options.connectTimeout.milliseconds), "natsOptions_SetTimeout")
             try check(natsOptions_SetMaxReconnect(opts, -1), "natsOptions_SetMaxReconnect")
@@ -187,13 +187,24 @@ public final class NATSConnection: @unchecked Sendable {
             let status = natsConnection_Connect(&nc, opts)
             // With retryOnFailedConnect, NATS_NOT_YET_CONNECTED means "connecting in the background".
             guard status == NATS_OK || (options.retryOnFailedConnect && status == NATS_NOT_YET_CONNECTED), let nc else {
-                let error = NATSError(status, "connect to \(options.servers.joined(separator: ","))")
+                let error = NATSError(status, "connect to \(NATSOptions.redacted(servers: options.servers))")
                 Unmanaged.passUnretained(box).release()
                 throw error
             }
-            return UncheckedHandle(nc)
+            guard status == NATS_NOT_YET_CONNECTED else { return (UncheckedHandle(nc), nil) }
+            // Why the first round failed (refused, authorization violation, TLS): nats.c retries without saying.
+            var lastStatus = NATS_OK
+            let reason = nats_GetLastError(&lastStatus).map { String(cString: $0) } ?? ""
+            return (UncheckedHandle(nc), reason.isEmpty ? String(cString: natsStatus_GetText(lastStatus)) : reason)
         }
-        logger.info("nats.connected", metadata: ["nats.servers": "\(options.servers.joined(separator: ","))", "nats.name": "\(options.name)"])
+        if let pending {
+            logger.warning("nats.connect.retrying", metadata: [
+                "nats.servers": "\(NATSOptions.redacted(servers: options.servers))", "nats.name": "\(options.name)",
+                "error": "\(NATSOptions.redacted(pending))",
+            ])
+        } else {
+            logger.info("nats.connected", metadata: ["nats.servers": "\(NATSOptions.redacted(servers: options.servers))", "nats.name": "\(options.name)"])
+        }
         return NATSConnection(handle: handle.pointer, events: events, callbacks: box, logger: logger)
     }
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -115,6 +116,15 @@ static void exec_trainer(const archon_spawn_request *req, int error_pipe) {
     if (events_fd >= 0 && dup2(events_fd, 3) < 0) { err = errno; goto fail; }
     close_fds_from(events_fd >= 0 ? 4 : 3, error_pipe, -1);
     if (req->cwd && chdir(req->cwd) < 0) { err = errno; goto fail; }
+    // Last, once the cgroup, limits and files that need the agent's rights are in place. Groups before the gid
+    // before the uid: after setuid nothing else may be changed.
+    if (req->run_as) {
+        if (setgroups((size_t)req->ngroups, req->groups) < 0) { err = errno; goto fail; }
+        if (setgid(req->gid) < 0) { err = errno; goto fail; }
+        if (setuid(req->uid) < 0) { err = errno; goto fail; }
+        // A process that can take root back has not given it up.
+        if (req->uid != 0 && (setuid(0) == 0 || geteuid() != req->uid || getegid() != req->gid)) { err = EPERM; goto fail; }
+    }
     execve(req->path, req->argv, req->envp);
     err = errno;
 fail:

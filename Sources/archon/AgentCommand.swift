@@ -1,4 +1,5 @@
 import ArchonAgent
+import ArchonModel
 import ArchonNATS
 import ArchonWire
 import ArgumentParser
@@ -55,10 +56,35 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Stop the jobs when the agent stops (default: leave them running and re-adopt them on restart).")
     var stopJobsOnExit = false
 
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "A program jobs may start (repeatable; replaces the default list): a name looked up in the agent's PATH, an absolute path, or a directory ending in '/'.",
+        discussion: "Default: \(ExecutionRules.defaultEntrypoints.joined(separator: " ")). Keep it alike with the policy's validation.entrypoints."))
+    var allowEntrypoint: [String] = []
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
+        "An environment variable jobs may not set, or a prefix ending in '*' (repeatable; replaces the default list).",
+        discussion: "Default: \(ExecutionRules.defaultDeniedEnvironment.joined(separator: " ")). Keep it alike with the policy's validation.deniedEnvironment."))
+    var denyEnv: [String] = []
+
+    @Option(name: .long, help: "Run trainers as this unprivileged user (name or uid; the agent must run as root).")
+    var runAsUser: String?
+
+    @Option(name: .long, help: "Run trainers with this group (name or gid; default: the run-as user's primary group).")
+    var runAsGroup: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func validate() throws {
+        for entry in allowEntrypoint {
+            if let problem = ExecutionRules.entrypointEntryProblem(entry) { throw ValidationError("--allow-entrypoint: \(problem)") }
+        }
+        for pattern in denyEnv {
+            if let problem = ExecutionRules.environmentPatternProblem(pattern) { throw ValidationError("--deny-env: \(problem)") }
+        }
+        if runAsGroup != nil, runAsUser == nil {
+            throw ValidationError("--run-as-group needs --run-as-user: changing only the group of a root process drops nothing")
+        }
         guard nodeId.range(of: "^[A-Za-z0-9_-]{1,64}$", options: .regularExpression) != nil else {
             throw ValidationError("--node-id must be 1-64 of A-Z a-z 0-9 _ - (it is part of NATS subjects)")
         }
@@ -85,6 +111,17 @@ struct AgentCommand: AsyncParsableCommand {
             let parts = l.split(separator: "=", maxSplits: 1)
             labels[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
+        var runAs: RunAsIdentity?
+        if let runAsUser {
+            guard geteuid() == 0 else {
+                throw ValidationError("--run-as-user needs the agent to run as root (it runs as uid \(geteuid())), or leave it out to run trainers as the agent's own user")
+            }
+            do {
+                runAs = try RunAsIdentity.resolve(user: runAsUser, group: runAsGroup)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
         let config = AgentConfig(
             nodeID: nodeId,
             nats: try connection.options(name: "archon-agent-\(nodeId)"),
@@ -97,7 +134,11 @@ struct AgentCommand: AsyncParsableCommand {
             gracePeriod: .milliseconds(Int(gracePeriod * 1000)),
             defaultHangSeconds: hangAfter,
             stopJobsOnExit: stopJobsOnExit,
-            advertisedMemoryBytes: advertiseMemory)
+            advertisedMemoryBytes: advertiseMemory,
+            executionRules: ExecutionRules(
+                entrypoints: allowEntrypoint.isEmpty ? ExecutionRules.defaultEntrypoints : allowEntrypoint,
+                deniedEnvironment: denyEnv.isEmpty ? ExecutionRules.defaultDeniedEnvironment : denyEnv),
+            runAs: runAs)
         let agent = try Agent(config: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -16,7 +16,7 @@ struct NATSCheckCommand: AsyncParsableCommand {
         logger.logLevel = .warning
         let started = ContinuousClock.now
         let nc = try await NATSConnection.connect(try connection.options(name: "archon-nats-check"), logger: logger)
-        print("connected to \(nats)")
+        print("connected to \(NATSOptions.redacted(servers: nats.split(separator: ",").map(String.init)))")
 
         let subject = "archon.v1.check.\(UUID().uuidString.prefix(8))"
         let sub = try nc.subscribe(subject)

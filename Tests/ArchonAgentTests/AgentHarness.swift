@@ -50,7 +50,8 @@ final class AgentHarness: @unchecked Sendable {
         agentTask?.cancel()
     }
 
-    func startAgent(gracePeriod: Duration = .seconds(2), hangAfter: Int = 300) async throws {
+    func startAgent(gracePeriod: Duration = .seconds(2), hangAfter: Int = 300, rules: ExecutionRules = ExecutionRules(),
+                    runAs: RunAsIdentity? = nil) async throws {
         var logger = Logger(label: "test.agent")
         logger.logLevel = .notice
         let config = AgentConfig(
@@ -65,7 +66,7 @@ final class AgentHarness: @unchecked Sendable {
             assignments: try AssignmentVerifier(publicKeyFile: credentials.signingPublicKeyFile),
             workDirectory: workDirectory, memoryMode: memoryMode, heartbeatInterval: .milliseconds(500),
             sampleInterval: .milliseconds(500), gracePeriod: gracePeriod, defaultHangSeconds: hangAfter,
-            tickInterval: .milliseconds(50))
+            tickInterval: .milliseconds(50), executionRules: rules, runAs: runAs)
         let agent = try Agent(config: config, logger: logger)
         self.agent = agent
         agentTask = Task { try await agent.run() }

@@ -38,4 +38,46 @@ struct ControllerConfigTests {
         #expect(config.fetchBatch == 256)
         #expect(config.datasets.isEmpty)
     }
+
+    @Test func tokensAreKeptOnlyAsTheirHashes() throws {
+        let digest = APIToken.hex(APIToken.sha256(of: "oncall-secret"))
+        #expect(digest == "222efd97d56a62254079523a3ddbeb341880d3d8467f075b2b6f74aac1c140a0", "printf oncall-secret | sha256sum")
+        let config = try Self.load(#"{"tokens": [{"name": "hashed", "tokenSHA256": "\#(digest.uppercased())", "scopes": ["training:read"]},"#
+            + #" {"name": "plain", "token": "oncall-secret", "scopes": ["admin"]}]}"#)
+        #expect(config.tokens.map(\.tokenSHA256) == [APIToken.sha256(of: "oncall-secret"), APIToken.sha256(of: "oncall-secret")])
+        #expect(config.tokens[0].matches(digest: APIToken.sha256(of: "oncall-secret")))
+        #expect(!config.tokens[0].matches(digest: APIToken.sha256(of: "oncall-secreT")))
+        #expect(!config.tokens[0].matches(digest: []))
+
+        // Written back, the config holds hashes, never the token; printed, a token shows its name and scopes.
+        let written = String(decoding: try JSONEncoder().encode(config.tokens), as: UTF8.self)
+        #expect(!written.contains("oncall-secret"))
+        #expect(written.contains(digest))
+        #expect("\(config.tokens[1])" == "plain (admin)")
+    }
+
+    @Test func aTokenNeedsExactlyOneWellFormedSecret() throws {
+        for entry in [
+            #"{"name": "both", "token": "t", "tokenSHA256": "\#(String(repeating: "0", count: 64))", "scopes": []}"#,
+            #"{"name": "neither", "scopes": []}"#,
+            #"{"name": "short", "tokenSHA256": "abcd", "scopes": []}"#,
+            #"{"name": "nothex", "tokenSHA256": "\#(String(repeating: "z", count: 64))", "scopes": []}"#,
+        ] {
+            #expect(throws: ConfigError.self, "\(entry)") { try Self.load(#"{"tokens": [\#(entry)]}"#) }
+        }
+    }
+
+    @Test func theSampleDeploymentConfigHoldsNoTokenAndListensOnLoopback() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let path = root.appendingPathComponent("deploy/controller/controller.json").path
+        let config = try ControllerConfig.load(path)
+        #expect(config.httpHost == "127.0.0.1")
+        #expect(!config.tokens.isEmpty)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(!text.contains(#""token""#), "deploy/controller/controller.json should use tokenSHA256")
+        // It authenticates to NATS, over TLS, and signs what it assigns.
+        #expect(config.natsNKeySeedFile?.hasSuffix("controller.nk") == true)
+        #expect(config.natsTLS?.caFile != nil)
+        #expect(config.assignmentSigningKeyFile?.hasSuffix("assignment-signing.key") == true)
+    }
 }

@@ -35,10 +35,10 @@ final class ControllerProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
     }
 
-    func start() throws {
+    func start(logLevel: String = "notice") throws {
         try lock.withLock {
             guard child == nil else { return }
-            child = try ChildProcess(archonBinary, ["controller", "--config", configPath, "--log-level", "notice"],
+            child = try ChildProcess(archonBinary, ["controller", "--config", configPath, "--log-level", logLevel],
                                      environment: ProcessInfo.processInfo.environment, stdout: logPath, stderr: logPath)
         }
     }

@@ -19,9 +19,18 @@ let faultTrainer = "\(repositoryRoot)/examples/trainers/fault_trainer.py"
 /// The `archon` binary built beside the test bundle.
 let archonBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("archon").path
 
-let adminToken = APIToken(name: "admin", token: "admin-secret", scopes: [.admin])
-let readerToken = APIToken(name: "reader", token: "reader-secret", scopes: [.trainingRead, .datasetRead])
-let operatorToken = APIToken(name: "oncall", token: "oncall-secret", scopes: [.trainingRead, .trainingStart, .incidentAck])
+/// A test's API token: the secret a client sends, and the entry the controller's config holds (its hash).
+struct TestToken {
+    let name: String
+    let token: String
+    let scopes: [Scope]
+    var entry: APIToken { APIToken(name: name, token: token, scopes: scopes) }
+    func allows(_ scope: Scope) -> Bool { entry.allows(scope) }
+}
+
+let adminToken = TestToken(name: "admin", token: "admin-secret", scopes: [.admin])
+let readerToken = TestToken(name: "reader", token: "reader-secret", scopes: [.trainingRead, .datasetRead])
+let operatorToken = TestToken(name: "oncall", token: "oncall-secret", scopes: [.trainingRead, .trainingStart, .incidentAck])
 
 /// Prometheus is bootstrapped once per test process, as the executable does once per run.
 let metricsRegistry: PrometheusCollectorRegistry = {
@@ -109,7 +118,7 @@ final class FleetHarness: @unchecked Sendable {
 
     func controllerConfig(id: String = "c1", sinks: [SinkConfig] = [], lease: Double = 2) -> ControllerConfig {
         var config = ControllerConfig(
-            id: id, nats: server.url, httpHost: "127.0.0.1", httpPort: 0, tokens: [adminToken, readerToken, operatorToken],
+            id: id, nats: server.url, httpHost: "127.0.0.1", httpPort: 0, tokens: [adminToken, readerToken, operatorToken].map(\.entry),
             sinks: sinks, datasets: [Dataset(id: "digits", location: "")], policyFile: policyFile, leaseSeconds: lease)
         config.natsNKeySeedFile = credentials.controllerSeedFile
         config.assignmentSigningKeyFile = credentials.signingKeyFile

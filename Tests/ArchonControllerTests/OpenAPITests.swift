@@ -41,7 +41,7 @@ struct OpenAPITests {
     @Test func theRouterServesExactlyTheListedRoutes() throws {
         var logger = Logger(label: "test.openapi")
         logger.logLevel = .critical
-        let controller = try Controller(config: ControllerConfig(tokens: [adminToken]), logger: logger)
+        let controller = try Controller(config: ControllerConfig(tokens: [adminToken.entry]), logger: logger)
         let router = APIServer.router(controller: controller, registry: metricsRegistry)
         let served = Set(router.routes.map { "\($0.method.rawValue) \($0.path.description)" })
         #expect(served.subtracting(Self.listedRoutes).sorted() == [], "the router serves routes APIServer.routes does not list")

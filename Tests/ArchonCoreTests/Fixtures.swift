@@ -111,7 +111,7 @@ struct Fleet {
 /// A job spec with a command, a dataset and 8 GiB.
 func spec(_ id: String, batch: Int = 64, lr: Double = 0.01, epochs: Int = 10, dataset: String = "ds-1", kind: String = "resnet", memory: UInt64 = 8 * gib, team: String = "vision") -> JobSpec {
     JobSpec(
-        id: id, name: id, team: team, command: ["python", "train.py"],
+        id: id, name: id, team: team, command: ["python3", "train.py"],
         config: TrainingConfig(batchSize: batch, learningRate: lr, epochs: epochs, resources: Resources(memoryBytes: memory, cpuCores: 2), dataset: dataset),
         labels: ["kind": kind])
 }

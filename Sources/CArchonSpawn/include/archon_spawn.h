@@ -14,12 +14,18 @@ typedef struct archon_spawn_request {
     const char *events_fifo;     // a FIFO opened read-write as fd 3, or NULL
     const char *status_path;     // where the shim writes the exit status ("exited N" / "signaled N")
     unsigned long long rlimit_as;// RLIMIT_AS in bytes, 0 = none
+    int run_as;                  // non-zero: the trainer drops to uid, gid and groups just before execve
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;         // supplementary groups, ngroups of them (resolved by the caller: no NSS after fork)
+    int ngroups;
 } archon_spawn_request;
 
 /// Starts `req` under a small reaper ("shim") process:
 ///
 ///   agent ─fork─▶ shim (own session; ignores SIGTERM/SIGINT/SIGHUP; closes the agent's fds)
-///                   └─fork─▶ trainer (own process group; joins the cgroup; rlimit; fds 1,2,3; execve)
+///                   └─fork─▶ trainer (own process group; joins the cgroup; rlimit; fds 1,2,3; drops to the run-as
+///                                      user and groups when asked; execve)
 ///
 /// The shim waits for the trainer and writes its exit status to `status_path` (atomically, via rename),
 /// so the status survives an agent restart; the agent re-adopts a running job by its pids and that file.
@@ -28,7 +34,7 @@ typedef struct archon_spawn_request {
 /// After fork only async-signal-safe calls are made.
 ///
 /// Returns the shim's pid and stores the trainer's pid (= its process group) in `*trainer_pid`,
-/// or returns -errno: of fork/pipe, of joining the cgroup, of opening the log/FIFO, or of execve.
+/// or returns -errno: of fork/pipe, of joining the cgroup, of opening the log/FIFO, of dropping privileges, or of execve.
 int archon_spawn(const archon_spawn_request *req, pid_t *trainer_pid);
 
 #endif
