@@ -94,7 +94,7 @@ let package = Package(
         ),
 
         // Test support: a real nats-server on a free loopback port.
-        .target(name: "ArchonTestSupport", dependencies: ["ArchonNATS", "ArchonDev"], path: "Tests/ArchonTestSupport", swiftSettings: strict),
+        .target(name: "ArchonTestSupport", dependencies: ["ArchonNATS", "ArchonDev", .product(name: "Logging", package: "swift-log")], path: "Tests/ArchonTestSupport", swiftSettings: strict),
         .testTarget(name: "ArchonWireTests", dependencies: ["ArchonWire", "ArchonModel"], resources: [.copy("Golden")]),
         .testTarget(name: "ArchonNATSTests", dependencies: ["ArchonNATS", "ArchonTestSupport"]),
         .testTarget(

@@ -76,6 +76,9 @@ public final class NATSServer: @unchecked Sendable {
         throw DevError("nats-server did not start on port \(port): \(text.suffix(2000))")
     }
 
+    /// The end of the server's log, for error messages.
+    public var logTail: String { String(((try? String(contentsOf: logFile, encoding: .utf8)) ?? "").suffix(4000)) }
+
     private var configurationFile: URL { storeDirectory.appendingPathComponent("server.conf") }
     private var logFile: URL { storeDirectory.appendingPathComponent("server.log") }
 

@@ -35,8 +35,8 @@ final class AgentHarness: @unchecked Sendable {
         self.memoryMode = memoryMode
         var logger = Logger(label: "test.controller")
         logger.logLevel = .warning
-        connection = try await NATSConnection.connect(
-            credentials.natsOptions(servers: [server.url], name: "test-controller", seedFile: credentials.controllerSeedFile), logger: logger)
+        connection = try await connectTestClient(
+            credentials.natsOptions(servers: [server.url], name: "test-controller", seedFile: credentials.controllerSeedFile), to: server, logger: logger)
         js = try connection.jetStream()
         try await Fleet.ensureStreams(js)
         desired = try await js.keyValue(KeyValueConfig(bucket: Fleet.desiredBucket))

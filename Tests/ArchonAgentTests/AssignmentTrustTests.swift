@@ -62,6 +62,22 @@ struct AssignmentTrustTests {
         #expect(remembered.trimmingCharacters(in: .whitespacesAndNewlines) == "2")
     }
 
+    @Test func aSubscriptionNATSRefusesIsReportedToTheController() async throws {
+        let h = try await AgentHarness()
+        // The servers' permissions for n1 lack its log subject (a tightened or stale nats-auth.conf).
+        let file = h.credentials.authorizationFile
+        let granted = try String(contentsOfFile: file, encoding: .utf8)
+        let narrowed = granted.replacingOccurrences(of: #""archon.v1.logs.n1""#, with: #""archon.v1.logs.elsewhere""#)
+        #expect(narrowed != granted)
+        try narrowed.write(toFile: file, atomically: true, encoding: .utf8)
+        try h.server.reload()
+        try await h.startAgent()
+
+        let reported = try await alerts(h, count: 1)
+        #expect(reported.first?.kind == .permissionViolation)
+        #expect(reported.first?.detail.contains("archon.v1.logs.n1") == true, "\(reported)")
+    }
+
     @Test func nodeStatusSaysWhetherSignaturesAreChecked() async throws {
         let h = try await AgentHarness()
         try await h.startAgent()

@@ -100,8 +100,8 @@ final class FleetHarness: @unchecked Sendable {
         server = try NATSServer(authorizationFile: credentials.authorizationFile)
         var logger = Logger(label: "test.client")
         logger.logLevel = .warning
-        connection = try await NATSConnection.connect(
-            credentials.natsOptions(servers: [server.url], name: "test-client", seedFile: credentials.adminSeedFile), logger: logger)
+        connection = try await connectTestClient(
+            credentials.natsOptions(servers: [server.url], name: "test-client", seedFile: credentials.adminSeedFile), to: server, logger: logger)
         js = try connection.jetStream()
         try await Fleet.ensureStreams(js)
         policyFile = try fastPolicyFile()

@@ -1,5 +1,26 @@
 @_exported import ArchonDev
+public import ArchonNATS
 import Foundation
+public import Logging
+
+/// A test's own client of `server`, connected as a test's first step. Under a loaded test run, a fresh server has
+/// (about once per `make test`) refused the first connect of an identity it lists — "authentication error - Nkey U…"
+/// — and accepted the same key a moment later; the daemons retry every connect anyway, so a test does too, three
+/// times, and a final failure carries the server's log.
+public func connectTestClient(_ options: NATSOptions, to server: NATSServer, logger: Logger) async throws -> NATSConnection {
+    var attempt = 1
+    while true {
+        do {
+            return try await NATSConnection.connect(options, logger: logger)
+        } catch where attempt < 3 {
+            logger.warning("test.connect.retrying", metadata: ["error": "\(error)", "nats.server_log": "\(server.logTail.suffix(1500))"])
+            attempt += 1
+            try await Task.sleep(for: .milliseconds(200))
+        } catch {
+            throw DevError("\(error)\nnats-server's log:\n\(server.logTail)")
+        }
+    }
+}
 
 /// Polls `condition` until it holds or `timeout` passes — for waiting on real servers and processes,
 /// never as a stand-in for a measurement.
