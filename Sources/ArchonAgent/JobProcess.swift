@@ -181,7 +181,13 @@ final class JobProcess: @unchecked Sendable {
             resources.memoryBytes = ceiling
         }
         let cgroup = enforcer.prepare(jobID: spec.id, attempt: assignment.attempt, resources: resources)
-        let memory = enforcer.capabilities.memory
+        let (memory, memoryNote) = MemoryEnforcer.enforcement(forJob: resources, node: enforcer.capabilities.memory)
+        if let memoryNote {
+            logger.info("agent.job.memory_enforcement", metadata: [
+                "job.id": "\(spec.id)", "job.memory_enforcement": "\(memory.rawValue)", "reason": "\(memoryNote)",
+            ])
+            appendAgentNote("memory limit enforced by the agent's RSS watchdog: \(memoryNote)", to: paths.log(assignment.attempt))
+        }
         let rlimit: UInt64 = (memory == .rlimit && resources.memoryBytes > 0) ? resources.memoryBytes : 0
         let oomBefore = cgroup.map(MemoryEnforcer.oomKills) ?? 0
 
