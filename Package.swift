@@ -109,7 +109,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ArchonDevTests", dependencies: ["ArchonDev"]),
-        .testTarget(name: "ArchonAgentTests", dependencies: ["ArchonAgent", "ArchonModel", "ArchonWire", "ArchonNATS", "ArchonTestSupport"]),
+        .testTarget(
+            name: "ArchonAgentTests", dependencies: ["ArchonAgent", "ArchonModel", "ArchonWire", "ArchonNATS", "ArchonTestSupport"],
+            resources: [.copy("Recordings")]),
         .testTarget(
             name: "ArchonCoreTests",
             dependencies: ["ArchonCore", "ArchonModel", .product(name: "PropertyBased", package: "swift-property-based")]

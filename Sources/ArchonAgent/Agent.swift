@@ -15,6 +15,7 @@ public actor Agent: Service {
     let logger: Logger
     let outbox: EventOutbox
     let enforcer: MemoryEnforcer
+    let gpuSampler: GPUSampler
     let startedAtMs = UnixTime.nowMillis()
 
     /// Running (or stopping) attempts by job id.
@@ -39,6 +40,7 @@ public actor Agent: Service {
         try FileManager.default.createDirectory(atPath: "\(config.workDirectory)/jobs", withIntermediateDirectories: true)
         outbox = try EventOutbox(directory: "\(config.workDirectory)/outbox", logger: logger)
         enforcer = MemoryEnforcer(mode: config.memoryMode, nodeID: config.nodeID, logger: logger)
+        gpuSampler = GPUSampler(logger: logger)
         fencingEpoch = (try? String(contentsOfFile: "\(config.workDirectory)/fencing-epoch", encoding: .utf8))
             .flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
     }
@@ -74,6 +76,8 @@ public actor Agent: Service {
         options.inboxPrefix = FleetPermissions.inboxPrefix(node: config.nodeID)
         let connection = try await NATSConnection.connect(options, logger: logger)
         let js = try connection.jetStream()
+        // The first status already names the GPUs (bounded by nvidia-smi's timeout).
+        await gpuSampler.refreshOffPool()
         publishNodeStatus()
 
         // Each task returns whether it is the shutdown signal; the others run until cancelled.
@@ -87,6 +91,7 @@ public actor Agent: Service {
             group.addTask { await self.serveLogs(connection); return false }
             group.addTask { await self.heartbeatLoop(); return false }
             group.addTask { await self.superviseLoop(); return false }
+            group.addTask { await self.gpuSampler.run(every: self.config.sampleInterval); return false }
             // Graceful shutdown (SIGTERM through the ServiceGroup) or cancellation ends the agent.
             group.addTask {
                 try? await gracefulShutdown()
@@ -293,6 +298,7 @@ public actor Agent: Service {
     func tick() {
         let now = UnixTime.nowMillis()
         var changed = false
+        let gpu = gpuFacts
         for (jobID, job) in jobs {
             if let status = job.exitStatus() {
                 _ = job.finish(code: status.code, signal: status.signal, nowMs: now)
@@ -306,10 +312,13 @@ public actor Agent: Service {
             } else if let violation = job.violation(nowMs: now) {
                 job.stop(violation, nowMs: now)
             }
-            job.sampleIfDue(nowMs: now, intervalMs: config.sampleInterval.millis)
+            job.sampleIfDue(nowMs: now, intervalMs: config.sampleInterval.millis, gpu: gpu)
         }
         if changed { publishNodeStatus() }
     }
+
+    /// GPU facts fresh enough to report: a sampler that stopped answering reports none, not old numbers.
+    private var gpuFacts: GPUFacts? { gpuSampler.facts(maxAge: config.sampleInterval * 3 + .seconds(10)) }
 
     // MARK: Node status, heartbeats, logs
 
@@ -326,17 +335,19 @@ public actor Agent: Service {
     }
 
     func nodeStatus() -> NodeStatus {
-        var capacity = NodeProbe.capacity(workDirectory: config.workDirectory)
+        var capacity = NodeProbe.capacity(workDirectory: config.workDirectory, gpus: gpuSampler.gpus)
         if let memory = config.advertisedMemoryBytes { capacity.memoryBytes = memory }
         let disk = NodeProbe.disk(config.workDirectory)
         let reserved = jobs.values.reduce(UInt64(0)) { $0 + $1.config.resources.memoryBytes }
+        let gpu = gpuFacts?.node
         return NodeStatus(
             nodeID: config.nodeID,
             hostname: ProcessInfo.processInfo.hostName,
             agentVersion: "0.1.0",
             capacity: capacity,
-            usage: NodeUsage(memoryReservedBytes: reserved, memoryUsedBytes: NodeProbe.memoryUsed(), diskUsedBytes: disk.used,
-                             runningJobs: jobs.count),
+            usage: NodeUsage(memoryReservedBytes: reserved, memoryUsedBytes: NodeProbe.memoryUsed(),
+                             gpuMemoryUsedBytes: gpu?.memoryUsedBytes ?? 0, gpuUtilization: gpu?.utilization ?? 0,
+                             diskUsedBytes: disk.used, runningJobs: jobs.count),
             labels: config.labels,
             enforcement: enforcer.capabilities,
             startedAtMs: startedAtMs,

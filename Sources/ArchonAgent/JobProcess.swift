@@ -181,7 +181,13 @@ final class JobProcess: @unchecked Sendable {
             resources.memoryBytes = ceiling
         }
         let cgroup = enforcer.prepare(jobID: spec.id, attempt: assignment.attempt, resources: resources)
-        let memory = enforcer.capabilities.memory
+        let (memory, memoryNote) = MemoryEnforcer.enforcement(forJob: resources, node: enforcer.capabilities.memory)
+        if let memoryNote {
+            logger.info("agent.job.memory_enforcement", metadata: [
+                "job.id": "\(spec.id)", "job.memory_enforcement": "\(memory.rawValue)", "reason": "\(memoryNote)",
+            ])
+            appendAgentNote("memory limit enforced by the agent's RSS watchdog: \(memoryNote)", to: paths.log(assignment.attempt))
+        }
         let rlimit: UInt64 = (memory == .rlimit && resources.memoryBytes > 0) ? resources.memoryBytes : 0
         let oomBefore = cgroup.map(MemoryEnforcer.oomKills) ?? 0
 
@@ -443,8 +449,8 @@ final class JobProcess: @unchecked Sendable {
         return nil
     }
 
-    /// A resource sample of the process tree, every `intervalMs`.
-    func sampleIfDue(nowMs: Int64, intervalMs: Int64) {
+    /// A resource sample of the process tree, every `intervalMs`; GPU fields from `gpu` (nil: no GPU facts, zeros).
+    func sampleIfDue(nowMs: Int64, intervalMs: Int64, gpu: GPUFacts? = nil) {
         let (due, lastCPU, lastMs) = lock.withLock { () -> (Bool, Double, Int64) in
             (nowMs - state.lastSampleMs >= intervalMs, state.lastCPUSeconds, state.lastSampleMs)
         }
@@ -457,8 +463,20 @@ final class JobProcess: @unchecked Sendable {
             state.lastSampleMs = nowMs
             state.lastCPUSeconds = cpu
         }
+        let gpuUsage = gpu.flatMap { facts in facts.apps.isEmpty ? nil : facts.job(pids: processes()) }
         emit(.resources(ResourceSample(memoryUsedBytes: memory, memoryLimitBytes: record.memoryLimitBytes ?? 0, cpuCores: cores,
+                                       gpuMemoryUsedBytes: gpuUsage?.memoryUsedBytes ?? 0, gpuMemoryTotalBytes: gpuUsage?.memoryTotalBytes ?? 0,
+                                       gpuUtilization: gpuUsage?.utilization ?? 0,
                                        diskUsedBytes: disk.used, diskTotalBytes: disk.total)), nowMs: nowMs)
+    }
+
+    /// The job's processes: its process group, and its cgroup's members (a worker may have left the group).
+    private func processes() -> Set<Int32> {
+        var pids = NodeProbe.pids(processGroup: record.trainerPID)
+        if let procs = record.cgroup?.procs, let text = try? String(contentsOfFile: procs, encoding: .utf8) {
+            pids.formUnion(text.split(whereSeparator: \.isNewline).compactMap { Int32($0) })
+        }
+        return pids
     }
 
     /// Stops reading the events FIFO and leaves the process running: what is still unread stays in the FIFO

@@ -82,6 +82,10 @@ public struct MemoryEnforcer: Sendable {
             note += "no writable cgroup: memory limited by RLIMIT_AS (malloc fails instead of an OOM kill) and the agent's RSS watchdog"
             logger.warning("agent.memory.no_cgroup", metadata: ["agent.note": "\(note)"])
         }
+        if memory == .rlimit {
+            note += note.isEmpty ? "" : "; "
+            note += Self.gpuJobsNote
+        }
         self.memoryRoot = memory == .cgroupV1 || memory == .cgroupV2 ? memoryRoot : nil
         self.cpuRoot = self.memoryRoot != nil ? cpuRoot : nil
         self.pidsRoot = self.memoryRoot != nil ? pidsRoot : nil
@@ -91,6 +95,21 @@ public struct MemoryEnforcer: Sendable {
             cpu: self.cpuRoot != nil ? version : .none,
             pids: self.pidsRoot != nil ? version : .none,
             note: note)
+    }
+
+    /// Why GPU jobs are not given RLIMIT_AS, for NodeStatus and the job's log.
+    static let gpuJobsNote =
+        "jobs that request GPUs get the RSS watchdog instead of RLIMIT_AS (CUDA reserves far more address space than it uses, so RLIMIT_AS makes it fail to start)"
+
+    /// How one job's memory limit is enforced: the node's way, except that a job requesting GPUs never runs under
+    /// RLIMIT_AS — the agent's RSS watchdog holds the limit instead. The note says why when it differs.
+    public static func enforcement(forJob resources: Resources, node: Enforcement) -> (memory: Enforcement, note: String?) {
+        switch node {
+        case .rlimit where resources.gpuCount > 0:
+            return (.watchdog, gpuJobsNote)
+        case .unspecified, .none, .cgroupV2, .cgroupV1, .rlimit, .watchdog:
+            return (node, nil)
+        }
     }
 
     static func write(_ text: String, to path: String) -> Bool {

@@ -1,13 +1,14 @@
 public import ArchonModel
 import Foundation
 
-/// Reads what a node has and uses: /proc, statvfs, and nvidia-smi when present.
+/// Reads what a node has and uses: /proc and statvfs (GPUs: ``GPUSampler``).
 public enum NodeProbe {
-    public static func capacity(workDirectory: String) -> NodeCapacity {
+    /// - Parameter gpus: from ``GPUSampler`` (nvidia-smi runs there, under a timeout).
+    public static func capacity(workDirectory: String, gpus: [GPU] = []) -> NodeCapacity {
         NodeCapacity(
             cpuCores: ProcessInfo.processInfo.activeProcessorCount,
             memoryBytes: ProcessInfo.processInfo.physicalMemory,
-            gpus: gpus(),
+            gpus: gpus,
             diskBytes: disk(workDirectory).total)
     }
 
@@ -48,6 +49,20 @@ public enum NodeProbe {
         return total
     }
 
+    /// The live processes of a process group, to find a job's processes among nvidia-smi's.
+    public static func pids(processGroup pgid: Int32) -> Set<Int32> {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        var out: Set<Int32> = []
+        for entry in entries where entry.first?.isNumber == true {
+            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 2, Int32(fields[2]) == pgid { out.insert(pid) }
+        }
+        return out
+    }
+
     /// CPU seconds (user + system) used so far by a process group's live processes.
     public static func cpuSeconds(processGroup pgid: Int32) -> Double {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
@@ -73,28 +88,5 @@ public enum NodeProbe {
         else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         return fields.count > 19 ? UInt64(fields[19]) : nil
-    }
-
-    /// GPUs from `nvidia-smi`, or none when it is absent or fails.
-    public static func gpus() -> [GPU] {
-        let candidates = ["/usr/bin/nvidia-smi", "/usr/local/bin/nvidia-smi", "/usr/local/nvidia/bin/nvidia-smi"]
-        guard let smi = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return [] }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: smi)
-        process.arguments = ["--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return [] }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return [] }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line in
-            let parts = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count >= 3, let index = Int(parts[0]), let mib = UInt64(parts[2]) else { return nil }
-            let gib = (mib + 512) / 1024
-            let model = parts[1].lowercased().replacingOccurrences(of: "nvidia ", with: "").replacingOccurrences(of: " ", with: "-")
-            return GPU(index: index, name: parts[1], gpuClass: "\(model)-\(gib)gb", memoryBytes: mib * 1024 * 1024)
-        }
     }
 }
