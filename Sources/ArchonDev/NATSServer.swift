@@ -53,7 +53,7 @@ public final class NATSServer: @unchecked Sendable {
         defer { lock.unlock() }
         guard process == nil else { return }
         let p = Process()
-        p.executableURL = try executable("nats-server")
+        p.executableURL = try natsServerExecutable()
         try writeConfiguration()
         p.arguments = ["-c", configurationFile.path]
         let log = storeDirectory.appendingPathComponent("server.log")
@@ -140,6 +140,16 @@ public final class NATSServer: @unchecked Sendable {
 public struct DevError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// The nats-server to run: `$ARCHON_NATS_SERVER` when set (how `make test-nats-current` runs the suites against a
+/// current server), else the one in PATH.
+public func natsServerExecutable() throws -> URL {
+    if let path = ProcessInfo.processInfo.environment["ARCHON_NATS_SERVER"], !path.isEmpty {
+        guard FileManager.default.isExecutableFile(atPath: path) else { throw DevError("ARCHON_NATS_SERVER=\(path) is not an executable") }
+        return URL(fileURLWithPath: path)
+    }
+    return try executable("nats-server")
 }
 
 /// Looks a program up in PATH (and /usr/sbin, where Debian puts nats-server).

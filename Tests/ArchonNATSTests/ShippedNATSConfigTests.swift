@@ -117,7 +117,7 @@ struct ShippedNATSConfigTests {
         ])
         try text.write(toFile: "\(folder)/server.conf", atomically: true, encoding: .utf8)
         let process = Process()
-        process.executableURL = try executable("nats-server")
+        process.executableURL = try natsServerExecutable()
         process.arguments = ["-c", "\(folder)/server.conf", "-t"]
         let output = Pipe()
         process.standardOutput = output
