@@ -16,6 +16,8 @@ public actor Agent: Service {
     let outbox: EventOutbox
     let enforcer: MemoryEnforcer
     let gpuSampler: GPUSampler
+    /// Renewed on every NATS acknowledgement; the shims fence trainers when it grows old (``NodeLease``).
+    let lease: LeaseRenewer
     let startedAtMs = UnixTime.nowMillis()
 
     /// Running (or stopping) attempts by job id.
@@ -41,8 +43,14 @@ public actor Agent: Service {
         outbox = try EventOutbox(directory: "\(config.workDirectory)/outbox", logger: logger)
         enforcer = MemoryEnforcer(mode: config.memoryMode, nodeID: config.nodeID, logger: logger)
         gpuSampler = GPUSampler(logger: logger)
+        lease = LeaseRenewer(NodeLease(workDirectory: config.workDirectory))
         fencingEpoch = (try? String(contentsOfFile: "\(config.workDirectory)/fencing-epoch", encoding: .utf8))
             .flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
+    }
+
+    /// How this node's shims fence their trainers; nil when fencing is off.
+    private var fence: Fence? {
+        config.fenceAfter.map { Fence(leasePath: lease.lease.path, afterMs: $0.millis, graceMs: config.gracePeriod.millis) }
     }
 
     /// How memory limits are enforced here (also in NodeStatus).
@@ -82,7 +90,14 @@ public actor Agent: Service {
 
         // Each task returns whether it is the shutdown signal; the others run until cancelled.
         await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.outbox.run { subject, payload, id in _ = try await js.publish(subject, payload, messageID: id) }; return false }
+            group.addTask {
+                await self.outbox.run { subject, payload, id in
+                    _ = try await js.publish(subject, payload, messageID: id)
+                    // An acknowledgement is contact with NATS: the node's lease holds.
+                    self.lease.renewIfDue()
+                }
+                return false
+            }
             group.addTask { await self.watchDesiredState(js); return false }
             group.addTask {
                 for await event in connection.events where event.isPermissionViolation { await self.permissionViolated(event) }
@@ -248,7 +263,7 @@ public actor Agent: Service {
             let job = try JobProcess.start(
                 assignment, workDirectory: config.workDirectory, nodeID: config.nodeID, enforcer: enforcer, outbox: outbox,
                 defaultHangSeconds: config.defaultHangSeconds, memoryCeiling: config.memoryCeilingBytes,
-                rules: config.executionRules, runAs: config.runAs, logger: logger, nowMs: nowMs)
+                rules: config.executionRules, runAs: config.runAs, fence: fence, logger: logger, nowMs: nowMs)
             jobs[assignment.spec.id] = job
             publishNodeStatus()
         } catch {
@@ -301,7 +316,7 @@ public actor Agent: Service {
         let gpu = gpuFacts
         for (jobID, job) in jobs {
             if let status = job.exitStatus() {
-                _ = job.finish(code: status.code, signal: status.signal, nowMs: now)
+                _ = job.finish(code: status.code, signal: status.signal, fenced: status.fenced, nowMs: now)
                 jobs[jobID] = nil
                 changed = true
                 reconcile(jobID)

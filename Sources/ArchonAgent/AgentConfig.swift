@@ -37,6 +37,10 @@ public struct AgentConfig: Sendable {
     public var executionRules: ExecutionRules
     /// The unprivileged user and groups trainers run as; nil = the agent's own (warned about when that is root).
     public var runAs: RunAsIdentity?
+    /// Trainers are stopped (by their shims, `gracePeriod` after SIGTERM) once the agent has had no contact with NATS
+    /// for this long (see ``NodeLease``); nil = never. Must end, grace included, before the controller's
+    /// `detection.nodeSilence`.
+    public var fenceAfter: Duration?
 
     public init(
         nodeID: String,
@@ -55,7 +59,8 @@ public struct AgentConfig: Sendable {
         advertisedMemoryBytes: UInt64? = nil,
         memoryCeilingBytes: UInt64? = nil,
         executionRules: ExecutionRules = ExecutionRules(),
-        runAs: RunAsIdentity? = nil
+        runAs: RunAsIdentity? = nil,
+        fenceAfter: Duration? = nil
     ) {
         self.nodeID = nodeID
         self.nats = nats
@@ -74,6 +79,7 @@ public struct AgentConfig: Sendable {
         self.memoryCeilingBytes = memoryCeilingBytes
         self.executionRules = executionRules
         self.runAs = runAs
+        self.fenceAfter = fenceAfter
     }
 }
 

@@ -118,7 +118,7 @@ final class JobProcess: @unchecked Sendable {
     static func start(
         _ assignment: JobAssignment, workDirectory: String, nodeID: String, enforcer: MemoryEnforcer, outbox: EventOutbox,
         defaultHangSeconds: Int, memoryCeiling: UInt64? = nil, rules: ExecutionRules = ExecutionRules(), runAs: RunAsIdentity? = nil,
-        logger: Logger, nowMs: Int64
+        fence: Fence? = nil, logger: Logger, nowMs: Int64
     ) throws -> JobProcess {
         let spec = assignment.spec
         // Whoever wrote the desired state, this node runs only what its own rules allow (names, never values: an
@@ -199,15 +199,18 @@ final class JobProcess: @unchecked Sendable {
                         paths.fifo(assignment.attempt).withCString { fifo in
                             paths.status(assignment.attempt).withCString { status in
                                 withOptionalCString(cgroup?.procs) { procs in
+                                  withOptionalCString(fence?.leasePath) { lease in
                                     // cwd nil: the trainer runs where the agent runs, so relative commands resolve alike.
                                     (runAs?.groups ?? []).withUnsafeBufferPointer { groups in
                                         var request = archon_spawn_request(
                                             path: path, argv: argv, envp: envp, cwd: nil,
                                             cgroup_procs: procs, log_path: log, events_fifo: fifo, status_path: status,
                                             rlimit_as: rlimit, run_as: runAs == nil ? 0 : 1, uid: runAs?.uid ?? 0,
-                                            gid: runAs?.gid ?? 0, groups: groups.baseAddress, ngroups: Int32(groups.count))
+                                            gid: runAs?.gid ?? 0, groups: groups.baseAddress, ngroups: Int32(groups.count),
+                                            lease_path: lease, lease_timeout_ms: fence?.afterMs ?? 0, fence_grace_ms: fence?.graceMs ?? 0)
                                         return archon_spawn(&request, &trainerPID)
                                     }
+                                  }
                                 }
                             }
                         }
@@ -426,7 +429,7 @@ final class JobProcess: @unchecked Sendable {
     var isStopping: Bool { lock.withLock { state.stopReason != nil } }
 
     /// The trainer's end as the shim recorded it, or nil while it runs.
-    func exitStatus() -> (code: Int32?, signal: Int32?)? {
+    func exitStatus() -> (code: Int32?, signal: Int32?, fenced: Bool)? {
         if isChild {
             var status: Int32 = 0
             _ = waitpid(record.shimPID, &status, WNOHANG)  // reap the shim once it is done
@@ -434,17 +437,18 @@ final class JobProcess: @unchecked Sendable {
         if let text = try? String(contentsOfFile: paths.status(attempt), encoding: .utf8) {
             let parts = text.split(separator: " ")
             guard parts.count == 2, let value = Int32(parts[1].trimmingCharacters(in: .whitespacesAndNewlines)) else {
-                return (nil, nil)
+                return (nil, nil, false)
             }
             switch parts[0] {
-            case "exited": return (value, nil)
-            case "signaled": return (nil, value)
-            default: return (127, nil)  // spawn-error
+            case "exited": return (value, nil, false)
+            case "signaled": return (nil, value, false)
+            case "fenced": return value > 128 ? (nil, value - 128, true) : (value, nil, true)
+            default: return (127, nil, false)  // spawn-error
             }
         }
         if !Self.isAlive(record) {
             // The shim is gone without writing a status (killed itself): the trainer's fate is unknown.
-            return (nil, 9)
+            return (nil, 9, false)
         }
         return nil
     }
@@ -487,10 +491,11 @@ final class JobProcess: @unchecked Sendable {
     }
 
     /// After the trainer ended: drains its last event lines, classifies the exit, publishes it, cleans up.
-    func finish(code: Int32?, signal: Int32?, nowMs: Int64) -> JobExited {
+    func finish(code: Int32?, signal: Int32?, fenced: Bool = false, nowMs: Int64) -> JobExited {
         lock.withLock { stopReading = true }
         readerDone?.wait()
-        let s = lock.withLock { state }
+        var s = lock.withLock { state }
+        if fenced, s.stopReason == nil { s.stopReason = .fenced }
         let cgroupOOM = record.cgroup.map { MemoryEnforcer.oomKills($0) > record.oomKillsAtStart } ?? false
         let tail = LogTail.lines(of: paths.log(attempt), count: 100)
         let observation = ExitObservation(exitCode: code, signal: signal, cgroupOOMKill: cgroupOOM, killedByAgent: s.stopReason,
@@ -511,6 +516,13 @@ final class JobProcess: @unchecked Sendable {
         ])
         return exited
     }
+}
+
+/// How a trainer's shim fences it (see ``NodeLease``).
+struct Fence: Sendable {
+    let leasePath: String
+    let afterMs: Int64
+    let graceMs: Int64
 }
 
 /// The last lines of a log file, reading at most its last 256 KiB.

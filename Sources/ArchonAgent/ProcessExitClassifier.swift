@@ -40,6 +40,9 @@ public enum AgentKill: String, Sendable, Equatable {
     case memoryWatchdog = "memory_watchdog"
     /// Desired state says stop, or a newer attempt replaces it.
     case stopRequested = "stop_requested"
+    /// The shim stopped it: the agent had no NATS contact within `--fence-after` (frozen, or cut off), so the
+    /// controller is about to run the job elsewhere.
+    case fenced
 }
 
 /// One recognisable failure in a process's output.
@@ -83,6 +86,7 @@ public struct ProcessExitClassifier: Sendable {
             case .hang: return (.hang, "killed by the agent: no progress within the heartbeat window")
             case .memoryWatchdog: return (.outOfMemory, "killed by the agent's memory watchdog: usage over the limit")
             case .stopRequested: return (.none, "stopped on request")
+            case .fenced: return (.nodeFault, "stopped by the node's fence: the agent had no contact with NATS within its fence window (frozen or cut off), so the job is run elsewhere")
             }
         }
         if exit.signal == 9 && exit.cgroupOOMKill {

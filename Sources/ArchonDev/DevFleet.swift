@@ -97,7 +97,7 @@ public final class DevFleet: @unchecked Sendable {
                 workDirectory: "\(options.dataDirectory)/\(node)", labels: ["dev": "true"],
                 heartbeatInterval: .seconds(1), sampleInterval: .seconds(2), statusInterval: .seconds(5), gracePeriod: .seconds(2),
                 defaultHangSeconds: 60, tickInterval: .milliseconds(100), advertisedMemoryBytes: options.nodeMemoryBytes,
-                memoryCeilingBytes: options.brokenNodes[node]), logger: logger)
+                memoryCeilingBytes: options.brokenNodes[node], fenceAfter: .seconds(60)), logger: logger)
             agentTasks.append(Task { try await agent.run() })
         }
         let env = """

@@ -76,6 +76,57 @@ static void close_fds_from(int first, int keep1, int keep2) {
     }
 }
 
+static long long monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// The lease's time (CLOCK_MONOTONIC ms, decimal), or -1 when it cannot be read; async-signal-safe.
+static long long read_lease(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[32];
+    ssize_t n = read_full(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    long long value = 0;
+    ssize_t i = 0;
+    for (; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) value = value * 10 + (buf[i] - '0');
+    return i == 0 ? -1 : value;
+}
+
+// Waits for the trainer; fences it (SIGTERM, grace, SIGKILL to its group) once the lease is too old.
+// Returns whether it fenced.
+static int wait_fencing(const archon_spawn_request *req, pid_t trainer, int *status) {
+    if (!req->lease_path) {
+        while (waitpid(trainer, status, 0) < 0) {
+            if (errno != EINTR) _exit(1);
+        }
+        return 0;
+    }
+    long long terminated_at = -1;
+    int killed = 0;
+    for (;;) {
+        pid_t r = waitpid(trainer, status, WNOHANG);
+        if (r == trainer) return terminated_at >= 0;
+        if (r < 0 && errno != EINTR) _exit(1);
+        long long now = monotonic_ms();
+        if (terminated_at < 0) {
+            long long lease = read_lease(req->lease_path);
+            if (lease < 0 || now - lease > req->lease_timeout_ms) {
+                kill(-trainer, SIGTERM);
+                terminated_at = now;
+            }
+        } else if (!killed && now - terminated_at > req->fence_grace_ms) {
+            kill(-trainer, SIGKILL);
+            killed = 1;
+        }
+        struct timespec pause = { 0, 200 * 1000 * 1000 };
+        nanosleep(&pause, NULL);
+    }
+}
+
 // The trainer, after the second fork. Never returns.
 static void exec_trainer(const archon_spawn_request *req, int error_pipe) {
     int err;
@@ -178,9 +229,7 @@ static void run_shim(const archon_spawn_request *req, int info_pipe) {
     close(info_pipe);
 
     int status = 0;
-    while (waitpid(trainer, &status, 0) < 0) {
-        if (errno != EINTR) _exit(1);
-    }
+    int fenced = info[1] == 0 ? wait_fencing(req, trainer, &status) : (waitpid(trainer, &status, 0), 0);
     // The exit status is written only once every event line has been read: an agent that sees the
     // status has seen everything the trainer said before it ended.
     if (events_hold >= 0) {
@@ -194,6 +243,8 @@ static void run_shim(const archon_spawn_request *req, int info_pipe) {
     }
     if (info[1] != 0) {
         write_status(req->status_path, "spawn-error", info[1]);
+    } else if (fenced) {
+        write_status(req->status_path, "fenced", WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
     } else if (WIFSIGNALED(status)) {
         write_status(req->status_path, "signaled", WTERMSIG(status));
     } else {

@@ -56,6 +56,11 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Stop the jobs when the agent stops (default: leave them running and re-adopt them on restart).")
     var stopJobsOnExit = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Seconds without contact with NATS after which trainers are stopped (0 = never).",
+        discussion: "An agent frozen or cut off cannot know whether the controller runs its jobs elsewhere: its trainers' shims stop them (SIGTERM, --grace-period, SIGKILL) once this has passed. Keep it plus --grace-period below the policy's detection.nodeSilence (default 120 s)."))
+    var fenceAfter: Double = 60
+
     @Option(name: .long, parsing: .singleValue, help: ArgumentHelp(
         "A program jobs may start (repeatable; replaces the default list): a name looked up in the agent's PATH, an absolute path, or a directory ending in '/'.",
         discussion: "Default: \(ExecutionRules.defaultEntrypoints.joined(separator: " ")). Keep it alike with the policy's validation.entrypoints."))
@@ -84,6 +89,10 @@ struct AgentCommand: AsyncParsableCommand {
         }
         if runAsGroup != nil, runAsUser == nil {
             throw ValidationError("--run-as-group needs --run-as-user: changing only the group of a root process drops nothing")
+        }
+        guard fenceAfter >= 0, fenceAfter.isFinite else { throw ValidationError("--fence-after takes seconds, 0 or more") }
+        if fenceAfter > 0, fenceAfter < 2 * heartbeat {
+            throw ValidationError("--fence-after \(fenceAfter) is shorter than two heartbeats (--heartbeat \(heartbeat)): every trainer would be stopped at the first late acknowledgement")
         }
         guard nodeId.range(of: "^[A-Za-z0-9_-]{1,64}$", options: .regularExpression) != nil else {
             throw ValidationError("--node-id must be 1-64 of A-Z a-z 0-9 _ - (it is part of NATS subjects)")
@@ -138,7 +147,8 @@ struct AgentCommand: AsyncParsableCommand {
             executionRules: ExecutionRules(
                 entrypoints: allowEntrypoint.isEmpty ? ExecutionRules.defaultEntrypoints : allowEntrypoint,
                 deniedEnvironment: denyEnv.isEmpty ? ExecutionRules.defaultDeniedEnvironment : denyEnv),
-            runAs: runAs)
+            runAs: runAs,
+            fenceAfter: fenceAfter > 0 ? .milliseconds(Int(fenceAfter * 1000)) : nil)
         let agent = try Agent(config: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

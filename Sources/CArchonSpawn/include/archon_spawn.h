@@ -19,6 +19,9 @@ typedef struct archon_spawn_request {
     gid_t gid;
     const gid_t *groups;         // supplementary groups, ngroups of them (resolved by the caller: no NSS after fork)
     int ngroups;
+    const char *lease_path;      // the node's lease file (CLOCK_MONOTONIC ms of the agent's last NATS contact), or NULL
+    long long lease_timeout_ms;  // the shim fences the trainer once the lease is older than this
+    long long fence_grace_ms;    // SIGTERM, then SIGKILL after this long
 } archon_spawn_request;
 
 /// Starts `req` under a small reaper ("shim") process:
@@ -28,9 +31,14 @@ typedef struct archon_spawn_request {
 ///                                      user and groups when asked; execve)
 ///
 /// The shim waits for the trainer and writes its exit status to `status_path` (atomically, via rename),
+/// ("fenced N" when it stopped the trainer itself: see `lease_path`),
 /// so the status survives an agent restart; the agent re-adopts a running job by its pids and that file.
 /// The shim also holds the events FIFO open and writes the status only once the FIFO is empty, so the
 /// trainer's last lines are never lost, even when it ends while no agent is running.
+/// Self-fencing: with `lease_path`, the shim checks every 200 ms how old the agent's last NATS contact is; past
+/// `lease_timeout_ms` (the agent frozen, or cut from NATS, so the controller will soon run the job elsewhere) it
+/// sends SIGTERM to the trainer's process group, and SIGKILL `fence_grace_ms` later. A missing or unreadable lease
+/// counts as expired.
 /// After fork only async-signal-safe calls are made.
 ///
 /// Returns the shim's pid and stores the trainer's pid (= its process group) in `*trainer_pid`,
