@@ -32,6 +32,11 @@ public actor Agent: Service {
     /// Until the first full read of the desired state, nothing is stopped for lack of an assignment.
     private var desiredStateLoaded = false
     private var nodeSequenceFile: String { "\(config.workDirectory)/node-sequence" }
+    /// Node event sequences stay rising while `node-sequence` cannot be written (disk full).
+    private var nextNodeSequence: UInt64 = 0
+    /// Attempts (`<job>#<attempt>`) that ended before a process started: not tried again here even when a full disk
+    /// kept their `state.json` from saying so.
+    private var endedBeforeStart: Set<String> = []
     private var fencingFile: String { "\(config.workDirectory)/fencing-epoch" }
 
     public init(config: AgentConfig, logger: Logger) throws {
@@ -255,6 +260,7 @@ public actor Agent: Service {
         if let record = JobPaths.load(paths.record), record.assignment.attempt >= want.attempt, record.finished {
             return  // this attempt already ran here
         }
+        guard !endedBeforeStart.contains("\(jobID)#\(want.attempt)") else { return }
         start(want, nowMs: now)
     }
 
@@ -268,14 +274,25 @@ public actor Agent: Service {
             publishNodeStatus()
         } catch {
             // The node could not run it: say so as the attempt's exit, so the controller can re-place it. A refusal
-            // is no node fault: another node would refuse too, and it is a security concern, never retried.
+            // is no node fault: another node would refuse too, and it is a security concern, never retried. A node
+            // resource problem's detail names the fault first: the controller reports the node and moves the job.
             let refused = error is JobProcess.Refused
-            logger.error(refused ? "agent.job.refused" : "agent.job.spawn_failed", metadata: ["job.id": "\(assignment.spec.id)", "error": "\(error)"])
+            let resource = error as? JobProcess.NodeResourceProblem
+            let metadata: Logger.Metadata = ["job.id": "\(assignment.spec.id)", "error": "\(error)"]
+            if refused {
+                logger.error("agent.job.refused", metadata: metadata)
+            } else if resource != nil {
+                logger.error("agent.job.node_resource_fault", metadata: metadata)
+            } else {
+                logger.error("agent.job.spawn_failed", metadata: metadata)
+            }
+            endedBeforeStart.insert("\(assignment.spec.id)#\(assignment.attempt)")
             let paths = JobPaths(workDirectory: config.workDirectory, jobID: assignment.spec.id)
             try? FileManager.default.createDirectory(atPath: paths.attempt(assignment.attempt), withIntermediateDirectories: true)
             let exited = refused
                 ? JobExited(exitCode: 126, failureClass: .permissionDenied, detail: "agent refused to run the job: \(error)")
-                : JobExited(exitCode: 127, failureClass: .nodeFault, detail: "agent could not start the process: \(error)")
+                : resource.map { JobExited(exitCode: 127, failureClass: .nodeFault, detail: $0.fault.detail("agent could not start the job: \($0.what)")) }
+                ?? JobExited(exitCode: 127, failureClass: .nodeFault, detail: "agent could not start the process: \(error)")
             JobProcess.emit(.exited(exited), jobID: assignment.spec.id, attempt: assignment.attempt, nodeID: config.nodeID,
                             paths: paths, outbox: outbox, logger: logger, nowMs: nowMs)
             paths.save(JobRecord(assignment: assignment, shimPID: 0, shimStartTime: 0, trainerPID: 0, startedAtMs: nowMs, cgroup: nil,
@@ -375,15 +392,10 @@ public actor Agent: Service {
     }
 
     private func emitNode(_ body: TrainingEvent.Body) {
-        let sequence = (try? String(contentsOfFile: nodeSequenceFile, encoding: .utf8))
-            .flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 1
-        try? "\(sequence + 1)".write(toFile: nodeSequenceFile, atomically: true, encoding: .utf8)
+        let sequence = SequenceFile.take(nodeSequenceFile, atLeast: nextNodeSequence, logger: logger)
+        nextNodeSequence = sequence + 1
         let event = TrainingEvent(jobID: "", nodeID: config.nodeID, attempt: 0, sequence: sequence, timeMs: UnixTime.nowMillis(), body: body)
-        do {
-            try outbox.append(event)
-        } catch {
-            logger.error("agent.outbox.write_failed", metadata: ["error": "\(error)"])
-        }
+        outbox.append(event)
     }
 
     private func serveLogs(_ connection: NATSConnection) async {

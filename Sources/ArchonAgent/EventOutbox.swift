@@ -12,13 +12,20 @@ import Synchronization
 /// stream's ack, and on failure retries the same one with backoff: while NATS is unreachable events
 /// accumulate on disk, and when it returns they go out in order — none lost, and a republish after a
 /// crash between ack and delete is dropped by the stream's de-duplication window.
+///
+/// When the file cannot be written (the node's disk is full or read-only — often the very fault the event
+/// reports) the event waits in memory instead, in the same order: it is lost only if the agent also restarts
+/// before NATS acknowledges it. Each such event is logged.
 public final class EventOutbox: Sendable {
     /// Publishes one event; throws when it was not acknowledged.
     public typealias Publish = @Sendable (_ subject: String, _ payload: [UInt8], _ messageID: String) async throws -> Void
 
     private struct State {
         var next: UInt64
+        /// File names, in order; a name in `inMemory` has no file.
         var pending: [String]
+        /// Events whose file could not be written, by name.
+        var inMemory: [String: [UInt8]] = [:]
         var wakeUp: CheckedContinuation<Void, Never>?
     }
 
@@ -41,16 +48,32 @@ public final class EventOutbox: Sendable {
     /// Events written but not yet acknowledged by the stream.
     public var pendingCount: Int { state.withLock { $0.pending.count } }
 
-    /// Spools an event; it is sent by ``run(publish:)``. Thread-safe; keeps the order of calls.
-    public func append(_ event: TrainingEvent) throws {
-        let bytes = Data(event.encoded())
-        let waiter: CheckedContinuation<Void, Never>? = try state.withLock { s in
+    /// Events waiting in memory because their file could not be written.
+    public var inMemoryCount: Int { state.withLock { $0.inMemory.count } }
+
+    /// Spools an event; it is sent by ``run(publish:)``. Thread-safe; keeps the order of calls. A failed write does not
+    /// lose the event: it waits in memory then (see the type's note).
+    public func append(_ event: TrainingEvent) {
+        let bytes = event.encoded()
+        let (waiter, writeError): (CheckedContinuation<Void, Never>?, (any Error)?) = state.withLock { s in
             let name = String(format: "%020llu.pb", s.next)
-            try bytes.write(to: URL(fileURLWithPath: "\(directory)/\(name)"))
+            var failure: (any Error)?
+            do {
+                try Data(bytes).write(to: URL(fileURLWithPath: "\(directory)/\(name)"))
+            } catch {
+                try? FileManager.default.removeItem(atPath: "\(directory)/\(name)")  // a partial file must not be sent
+                s.inMemory[name] = bytes
+                failure = error
+            }
             s.next += 1
             s.pending.append(name)
             defer { s.wakeUp = nil }
-            return s.wakeUp
+            return (s.wakeUp, failure)
+        }
+        if let writeError {
+            logger.error("agent.outbox.held_in_memory", metadata: [
+                "event.message_id": "\(event.messageID)", "outbox.in_memory": "\(inMemoryCount)", "error": "\(writeError)",
+            ])
         }
         waiter?.resume()
     }
@@ -61,7 +84,7 @@ public final class EventOutbox: Sendable {
         while !Task.isCancelled {
             guard let name = await nextPending() else { return }
             let path = "\(directory)/\(name)"
-            guard let data = FileManager.default.contents(atPath: path) else {
+            guard let data = state.withLock({ $0.inMemory[name] }).map({ Data($0) }) ?? FileManager.default.contents(atPath: path) else {
                 logger.error("agent.outbox.unreadable", metadata: ["outbox.file": "\(path)"])
                 drop(name)
                 continue
@@ -94,8 +117,10 @@ public final class EventOutbox: Sendable {
     }
 
     private func drop(_ name: String) {
-        try? FileManager.default.removeItem(atPath: "\(directory)/\(name)")
+        let onDisk = state.withLock { $0.inMemory[name] == nil }
+        if onDisk { try? FileManager.default.removeItem(atPath: "\(directory)/\(name)") }
         state.withLock { s in
+            s.inMemory[name] = nil
             if s.pending.first == name { s.pending.removeFirst() }
         }
     }

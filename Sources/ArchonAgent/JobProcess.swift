@@ -59,6 +59,9 @@ final class JobProcess: @unchecked Sendable {
         var epochsCompleted = 0
         var reportedLines = 0
         var reportedError: FailureClass?
+        /// The message of that `error` line: it came over the FIFO, so it is there even when a full disk kept the
+        /// traceback out of `output.log`.
+        var reportedMessage = ""
         var stopReason: AgentKill?
         var termSentMs: Int64?
         var killSent = false
@@ -79,6 +82,9 @@ final class JobProcess: @unchecked Sendable {
 
     private let lock = NSLock()
     private var state: Progress
+    /// The next event sequence at least (guarded by `lock`): keeps numbers rising when the sequence file cannot be
+    /// written (disk full), where the file alone would hand out the same number twice.
+    private var nextSequence: UInt64 = 0
     private var readerDone: DispatchSemaphore?
     private var stopReading = false
 
@@ -113,8 +119,58 @@ final class JobProcess: @unchecked Sendable {
         let description: String
     }
 
-    /// Starts an attempt: checks it against the node's execution rules, prepares its folder, config file, FIFO and
-    /// cgroup, then spawns it under a shim, as `runAs` when given.
+    /// The node cannot give the attempt what it needs: its disk is full, or its checkpoint folder is not writable.
+    struct NodeResourceProblem: Error, CustomStringConvertible {
+        let fault: NodeResourceFault
+        /// What failed, e.g. "cannot write /w/jobs/j/checkpoints/.archon-write-check: No space left on device (ENOSPC)".
+        let what: String
+        var description: String { fault.detail(what) }
+    }
+
+    /// Creates the job's checkpoint folder and writes (and syncs) a small file in it, so that a full disk or a
+    /// read-only mount ends the attempt before a trainer starts and loses its work at its first checkpoint.
+    static func checkCheckpointDirectory(_ path: String) -> NodeResourceProblem? {
+        func problem(_ action: String, _ target: String, _ code: Int32) -> NodeResourceProblem {
+            let fault: NodeResourceFault = (code == ENOSPC || code == EDQUOT) ? .diskFull : .checkpointDirectoryNotWritable
+            let name = errnoName(code).map { " (\($0))" } ?? ""
+            return NodeResourceProblem(fault: fault, what: "cannot \(action) \(target): \(String(cString: strerror(code)))\(name)")
+        }
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/\(component)"
+            var info = stat()
+            if stat(prefix, &info) == 0, info.st_mode & S_IFMT == S_IFDIR { continue }  // (mkdir on a read-only mount fails even here)
+            if mkdir(prefix, 0o755) != 0, errno != EEXIST { return problem("create", prefix, errno) }
+        }
+        let probe = "\(path)/.archon-write-check"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return problem("write", probe, errno) }
+        defer { unlink(probe) }
+        let block = [UInt8](repeating: 0, count: 4096)
+        let written = block.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let writeError = written < 0 ? errno : (written < block.count ? ENOSPC : 0)
+        let syncError = writeError == 0 && fsync(fd) != 0 ? errno : 0
+        close(fd)
+        if writeError != 0 { return problem("write", probe, writeError) }
+        if syncError != 0 { return problem("sync", probe, syncError) }
+        return nil
+    }
+
+    static func errnoName(_ code: Int32) -> String? {
+        switch code {
+        case ENOSPC: "ENOSPC"
+        case EDQUOT: "EDQUOT"
+        case EROFS: "EROFS"
+        case EACCES: "EACCES"
+        case EPERM: "EPERM"
+        case EIO: "EIO"
+        case ENOTDIR: "ENOTDIR"
+        default: nil
+        }
+    }
+
+    /// Starts an attempt: checks it against the node's execution rules and its checkpoint folder, prepares its
+    /// folder, config file, FIFO and cgroup, then spawns it under a shim, as `runAs` when given.
     static func start(
         _ assignment: JobAssignment, workDirectory: String, nodeID: String, enforcer: MemoryEnforcer, outbox: EventOutbox,
         defaultHangSeconds: Int, memoryCeiling: UInt64? = nil, rules: ExecutionRules = ExecutionRules(), runAs: RunAsIdentity? = nil,
@@ -127,6 +183,7 @@ final class JobProcess: @unchecked Sendable {
         refusals += rules.environmentProblems(spec.env).map { "env.\($0.name): \($0.message)" }
         if !refusals.isEmpty { throw Refused(description: refusals.joined(separator: "; ")) }
         let paths = JobPaths(workDirectory: workDirectory, jobID: spec.id)
+        if let problem = checkCheckpointDirectory(paths.checkpoints) { throw problem }
         let attemptDir = paths.attempt(assignment.attempt)
         let fm = FileManager.default
         try fm.createDirectory(atPath: attemptDir, withIntermediateDirectories: true)
@@ -260,24 +317,22 @@ final class JobProcess: @unchecked Sendable {
     /// restarted agent never reuses one: the stream would drop the new event as a duplicate).
     func emit(_ body: TrainingEvent.Body, nowMs: Int64) {
         lock.withLock {
-            Self.emit(body, jobID: jobID, attempt: attempt, nodeID: nodeID, paths: paths, outbox: outbox, logger: logger, nowMs: nowMs)
+            let used = Self.emit(body, jobID: jobID, attempt: attempt, nodeID: nodeID, paths: paths, outbox: outbox, logger: logger,
+                                 nowMs: nowMs, atLeast: nextSequence)
+            nextSequence = used + 1
         }
     }
 
     /// Publishes an event about an attempt, also one that never got a process (spawn failure).
     /// Callers serialise calls per attempt.
+    /// Returns the sequence number used.
+    @discardableResult
     static func emit(_ body: TrainingEvent.Body, jobID: String, attempt: Int, nodeID: String, paths: JobPaths, outbox: EventOutbox,
-                     logger: Logger, nowMs: Int64) {
-        let file = paths.sequence(attempt)
-        let sequence = (try? String(contentsOfFile: file, encoding: .utf8))
-            .flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 1
-        try? "\(sequence + 1)".write(toFile: file, atomically: true, encoding: .utf8)
+                     logger: Logger, nowMs: Int64, atLeast floor: UInt64 = 0) -> UInt64 {
+        let sequence = SequenceFile.take(paths.sequence(attempt), atLeast: floor, logger: logger)
         let event = TrainingEvent(jobID: jobID, nodeID: nodeID, attempt: attempt, sequence: sequence, timeMs: nowMs, body: body)
-        do {
-            try outbox.append(event)
-        } catch {
-            logger.error("agent.outbox.write_failed", metadata: ["error": "\(error)"])
-        }
+        outbox.append(event)
+        return sequence
     }
 
     private func startReader() {
@@ -362,7 +417,10 @@ final class JobProcess: @unchecked Sendable {
                 appendAgentNote("\(error)", to: paths.log(attempt))
             }
         case .error(let failureClass, let message):
-            lock.withLock { state.reportedError = failureClass }
+            lock.withLock {
+                state.reportedError = failureClass
+                state.reportedMessage = String(message.prefix(2000))
+            }
             logger.info("agent.job.reported_error", metadata: ["job.error_class": "\(failureClass.rawValue)", "job.error": "\(message)"])
         case .heartbeat:
             emit(.heartbeat(Heartbeat(runningJobs: 1, secondsSinceProgress: 0)), nowMs: now)
@@ -499,7 +557,8 @@ final class JobProcess: @unchecked Sendable {
         let cgroupOOM = record.cgroup.map { MemoryEnforcer.oomKills($0) > record.oomKillsAtStart } ?? false
         let tail = LogTail.lines(of: paths.log(attempt), count: 100)
         let observation = ExitObservation(exitCode: code, signal: signal, cgroupOOMKill: cgroupOOM, killedByAgent: s.stopReason,
-                                          reportedErrorClass: s.reportedError, logTail: tail)
+                                          reportedErrorClass: s.reportedError, reportedErrorMessage: s.reportedMessage, logTail: tail,
+                                          checkpointDirectory: paths.checkpoints)
         let (failureClass, detail) = ProcessExitClassifier().classify(observation)
         let exited = JobExited(
             exitCode: code ?? -1, signal: signal ?? 0, oomKilled: cgroupOOM && signal == 9, failureClass: failureClass,

@@ -12,19 +12,26 @@ public struct ExitObservation: Sendable, Equatable {
     public var killedByAgent: AgentKill?
     /// The error the trainer reported on its events fd, if any (`errorClass` of an `error` line).
     public var reportedErrorClass: FailureClass?
+    /// The message of that `error` line: searched for node resource faults after the log tail (a full disk may have
+    /// kept the traceback out of the log).
+    public var reportedErrorMessage: String
     /// The last lines of its output (stderr and stdout), newest last.
     public var logTail: [String]
+    /// The job's `ARCHON_CHECKPOINT_DIR`: "Permission denied" on a path inside it is the node's storage, not the job.
+    public var checkpointDirectory: String
 
     public init(
         exitCode: Int32?, signal: Int32? = nil, cgroupOOMKill: Bool = false, killedByAgent: AgentKill? = nil,
-        reportedErrorClass: FailureClass? = nil, logTail: [String] = []
+        reportedErrorClass: FailureClass? = nil, reportedErrorMessage: String = "", logTail: [String] = [], checkpointDirectory: String = ""
     ) {
         self.exitCode = exitCode
         self.signal = signal
         self.cgroupOOMKill = cgroupOOMKill
         self.killedByAgent = killedByAgent
         self.reportedErrorClass = reportedErrorClass
+        self.reportedErrorMessage = reportedErrorMessage
         self.logTail = logTail
+        self.checkpointDirectory = checkpointDirectory
     }
 }
 
@@ -62,8 +69,9 @@ public struct ErrorSignature: Sendable {
 
 /// Classifies a process's end into a ``FailureClass``: the agent's half of the runbook's detection.
 ///
-/// Order of evidence: the agent's own kill reason, the kernel's OOM kill, the trainer's own report,
-/// then the output signatures (newest line first), then the bare exit status.
+/// Order of evidence: the agent's own kill reason, the kernel's OOM kill, exit 0, a node resource fault in the
+/// output (disk full, checkpoint folder not writable), the trainer's own report, then the output signatures
+/// (newest line first), then the bare exit status.
 public struct ProcessExitClassifier: Sendable {
     /// The signature table, most specific first. Extend it here; each row needs a test with a real sample.
     public static let signatures: [ErrorSignature] = [
@@ -76,7 +84,32 @@ public struct ProcessExitClassifier: Sendable {
         ErrorSignature(.dataCorruption, "corrupt data", ["zlib.error", "BadZipFile", "EOFError: Compressed file ended", "UnpicklingError", "DataCorruptionError", "data corruption", "invalid load key"]),
     ]
 
+    /// Node resource faults: the node's storage failed the job, so the class is `node_fault` and the detail starts
+    /// with the fault's name (``NodeResourceFault/detail(_:)``), which the controller reads to re-place the job.
+    public static let nodeResourceSignatures: [(fault: NodeResourceFault, substrings: [String])] = [
+        (.diskFull, ["No space left on device", "[Errno 28]", "ENOSPC", "Disk quota exceeded", "[Errno 122]", "EDQUOT"]),
+        (.checkpointDirectoryNotWritable, ["Read-only file system", "[Errno 30]", "EROFS"]),
+    ]
+
+    /// Permission errors that name the checkpoint directory: the agent made that folder for the job, so a trainer
+    /// denied there meets the node's storage, not a credential problem.
+    static let permissionSubstrings = ["PermissionError", "Permission denied", "EACCES", "[Errno 13]"]
+
     public init() {}
+
+    /// The node resource fault the output shows (newest line first), with the line; nil when none.
+    public func nodeResourceFault(in logTail: [String], checkpointDirectory: String) -> (NodeResourceFault, line: String)? {
+        for line in logTail.reversed() {
+            for (fault, substrings) in Self.nodeResourceSignatures where substrings.contains(where: { line.contains($0) }) {
+                return (fault, line)
+            }
+            if !checkpointDirectory.isEmpty, line.contains(checkpointDirectory),
+               Self.permissionSubstrings.contains(where: { line.contains($0) }) {
+                return (.checkpointDirectoryNotWritable, line)
+            }
+        }
+        return nil
+    }
 
     public func classify(_ exit: ExitObservation) -> (FailureClass, detail: String) {
         if let kill = exit.killedByAgent {
@@ -94,6 +127,12 @@ public struct ProcessExitClassifier: Sendable {
         }
         if exit.exitCode == 0 && exit.signal == nil {
             return (.none, "exited 0")
+        }
+        // Before the trainer's report: a trainer sees an OSError (reported as `crash`) or a PermissionError
+        // (`permission_denied`); only the output says the node's disk is full or its checkpoint folder read-only.
+        let reported = exit.reportedErrorMessage.isEmpty ? [] : [exit.reportedErrorMessage]
+        if let (fault, line) = nodeResourceFault(in: reported + exit.logTail, checkpointDirectory: exit.checkpointDirectory) {
+            return (.nodeFault, fault.detail(line.trimmed(to: 200)))
         }
         if let reported = exit.reportedErrorClass, reported != .none {
             return (reported, "reported by the trainer: \(reported.rawValue)")

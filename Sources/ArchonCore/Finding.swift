@@ -1,3 +1,5 @@
+public import ArchonModel
+
 /// A symptom a detector found, with the evidence that shows it.
 public struct Finding: Codable, Sendable, Hashable {
     /// What was found.
@@ -10,12 +12,17 @@ public struct Finding: Codable, Sendable, Hashable {
     public var logTail: [String]
     /// Checkpoints from this epoch on are suspect (diverged); resume from an earlier one.
     public var badEpoch: Int?
+    /// The node's storage failed the job (a `nodeFault` the agent named): the node is reported and the job moved,
+    /// not charged a restart.
+    public var nodeResource: NodeResourceFault?
 
-    public init(symptom: Symptom, evidence: String, failureTimeMs: Int64, logTail: [String] = [], badEpoch: Int? = nil) {
+    public init(symptom: Symptom, evidence: String, failureTimeMs: Int64, logTail: [String] = [], badEpoch: Int? = nil,
+                nodeResource: NodeResourceFault? = nil) {
         self.symptom = symptom
         self.evidence = evidence
         self.failureTimeMs = failureTimeMs
         self.logTail = logTail
         self.badEpoch = badEpoch
+        self.nodeResource = nodeResource
     }
 }

@@ -77,6 +77,42 @@ extension FleetController {
         attachJobIncidents(jobs, to: id, at: now, &out)
     }
 
+    // MARK: Node resource
+
+    /// A job failed for its node's storage (disk full, checkpoint folder not writable): one job is evidence enough,
+    /// because the agent saw the node's own resource fail. The node's bad-node incident reports it (and the cordon,
+    /// per policy); `remediate` then moves the job. Other jobs on the node are not stopped: each that fails the same
+    /// way is moved when it does.
+    mutating func nodeResourceRule(_ fault: NodeResourceFault, _ finding: Finding, jobID: String, node: String, at now: Int64, _ out: inout [ControllerAction]) {
+        let rule = policy.correlation.nodeResource
+        guard rule.enabled, !node.isEmpty else { return }
+        let evidence = finding.evidence
+        let action = rule.cordon ? "cordon the node" : "report the node"
+        let reason = Reason(
+            symptom: "node resource fault (\(fault.rawValue))", evidence: "job \(jobID): \(evidence)",
+            rule: "correlation.nodeResource: a job failed by its node's storage → \(action), move the job, escalate to \(rule.level.rawValue)")
+        var steps: [RemediationStep] = []
+        if rule.cordon, var record = state.nodes[node], !record.cordoned {
+            record.cordoned = true
+            record.cordonReason = "\(fault.rawValue): \(evidence)"
+            state.nodes[node] = record
+            out.append(.cordon(nodeID: node, reason: reason))
+            steps.append(RemediationStep(timeMs: now, jobID: "", attempt: 0, failureClass: .nodeFault, action: "cordoned node \(node) (\(fault.rawValue))", outcome: "no new jobs placed on \(node)"))
+        }
+        let cordoned = state.nodes[node]?.cordoned == true
+        let id = state.incidents.raise(
+            IncidentDraft(
+                dedupKey: "bad_node:\(node)", cause: .badNode, level: rule.level, severity: rule.severity,
+                subject: "Training Failure Escalation - node \(node)", nodes: [node], jobs: [jobID],
+                failureTimeMs: finding.failureTimeMs, symptoms: [evidence], steps: steps,
+                currentStatus: cordoned
+                    ? "node \(node) cordoned (\(fault.rawValue)); jobs that fail there are moved to other nodes; fix its storage, then uncordon it"
+                    : "jobs that fail on node \(node) are moved to other nodes; fix its storage",
+                impact: "jobs on \(node) cannot write their checkpoints", logTail: Array(finding.logTail.suffix(policy.escalation.logTailLines))),
+            reason: reason, at: now, ladder: ladder, deadlines: &state.deadlines, out: &out)
+        attachJobIncidents([jobID], to: id, at: now, &out)
+    }
+
     /// Moves a job off a node: stops its attempt there and places the same config elsewhere at once.
     private mutating func relocate(_ jobID: String, awayFrom node: String, reason: Reason, at now: Int64, _ out: inout [ControllerAction]) -> RemediationStep? {
         guard let job = state.jobs[jobID], let attempt = job.current?.attempt else { return nil }

@@ -323,7 +323,8 @@ extension FleetController {
         guard var job = state.jobs[jobID] else { return }
         job.history[index].lastExit = exit
         state.jobs[jobID] = job
-        switch ExitClassifier.classify(exit, at: failureTime, expectedEpochs: job.config.epochs, epochsReached: job.maxEpochSeen) {
+        switch ExitClassifier.classify(exit, at: failureTime, expectedEpochs: job.config.epochs, epochsReached: job.maxEpochSeen,
+                                       nodeID: job.history[index].nodeID) {
         case .completed:
             complete(jobID, at: now, &out)
         case .stopped:
@@ -398,6 +399,9 @@ extension FleetController {
             jobID: jobID, attempt: record.attempt, nodeID: node, dataset: job.config.dataset, kind: job.kind,
             symptom: finding.symptom, timeMs: now)
         state.correlation.record(observation, keepSince: now - correlationHorizon)
+        if let fault = finding.nodeResource {
+            nodeResourceRule(fault, finding, jobID: jobID, node: node, at: now, &out)
+        }
         correlate(observation, at: now, &out)
         remediate(jobID, finding, failedNode: node, attempt: record.attempt, at: now, &out)
         placeWaitingJobs(at: now, &out)
@@ -414,8 +418,17 @@ extension FleetController {
         }
 
         // The fleet explains the failure: act on the cause, not on the job's config.
-        if let badNode = state.incidents.open(forKey: "bad_node:\(failedNode)"), policy.correlation.badNode.symptoms.contains(symptom) {
-            let plan = sameConfig("re-place: node \(failedNode) is a bad node (\(badNode.id))", "correlation.badNode: re-place the jobs of a bad node", exclude: [failedNode])
+        // A node resource fault blames the node whatever the bad-node rule's symptoms: the job moves without using a
+        // rung or a restart, avoiding every node whose storage failed it.
+        let resourceFault = finding.nodeResource != nil && policy.correlation.nodeResource.enabled
+        if let badNode = state.incidents.open(forKey: "bad_node:\(failedNode)"), resourceFault || policy.correlation.badNode.symptoms.contains(symptom) {
+            let exclude = resourceFault
+                ? orderedUnique(job.history.filter { $0.symptom == .nodeFault && $0.nodeID != "" }.map(\.nodeID) + [failedNode])
+                : [failedNode]
+            let rule = resourceFault
+                ? "correlation.nodeResource: a job whose node's storage failed it moves to another node, not charged a restart"
+                : "correlation.badNode: re-place the jobs of a bad node"
+            let plan = sameConfig("re-place: node \(failedNode) is a bad node (\(badNode.id))", rule, exclude: exclude)
             job.remediation.append(RemediationStep(timeMs: now, jobID: jobID, attempt: job.attempt + 1, failureClass: symptom.failureClass, action: plan.action))
             state.jobs[jobID] = job
             queueAttempt(jobID, plan, at: now, &out)

@@ -203,6 +203,7 @@ public struct Ladders: Codable, Sendable, Hashable {
 /// Fleet-wide rules: what no single-job tool sees.
 public struct CorrelationPolicy: Codable, Sendable, Hashable {
     public var badNode = BadNodeRule()
+    public var nodeResource = NodeResourceRule()
     public var badDataset = BadDatasetRule()
     public var systemResource = SystemResourceRule()
     public var multiAgent = MultiAgentRule()
@@ -219,6 +220,20 @@ public struct BadNodeRule: Codable, Sendable, Hashable {
     /// Each failing job kind (label `kind`) must have a healthy epoch or a completion on another node in the window.
     public var requireHealthyElsewhere = true
     public var symptoms: [Symptom] = [.crash, .hang, .outOfMemory, .timeout, .nodeFault, .stuckQueued]
+    public var level = EscalationLevel.l3
+    public var severity = Severity.high
+
+    public init() {}
+}
+
+/// One job failing for its node's storage (the agent's `node_fault` naming a ``NodeResourceFault``: disk full, checkpoint
+/// folder not writable) is enough to blame the node: it is reported in its bad-node incident (cordoned when `cordon`),
+/// and the job moves to another node without using a rung or a restart.
+public struct NodeResourceRule: Codable, Sendable, Hashable {
+    /// Off: such a failure is an ordinary `nodeFault` (its ladder, its restarts).
+    public var enabled = true
+    /// Cordon the node at once; an operator uncordons it once it has room again.
+    public var cordon = true
     public var level = EscalationLevel.l3
     public var severity = Severity.high
 

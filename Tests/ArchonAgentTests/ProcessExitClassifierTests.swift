@@ -39,6 +39,62 @@ import Testing
         }
     }
 
+    /// Node resource faults from real output: (name, tail, fault). The checkpoint folder is `checkpointDirectory`.
+    static let checkpointDirectory = "/var/lib/archon/jobs/job-1/checkpoints"
+    static let nodeResourceSamples: [(String, [String], NodeResourceFault)] = [
+        ("Python ENOSPC", [
+            "Traceback (most recent call last):",
+            "  File \"fault_trainer.py\", line 120, in write_checkpoint",
+            "OSError: [Errno 28] No space left on device: '/var/lib/archon/jobs/job-1/checkpoints/ckpt-epoch-0002.npz'",
+        ], .diskFull),
+        ("torch.save on a full disk", ["RuntimeError: [enforce fail at inline_container.cc:595] . unexpected pos 2048 vs 1984", "RuntimeError: PytorchStreamWriter failed writing file data/0: file write failed: No space left on device"], .diskFull),
+        ("errno name", ["checkpoint: write failed: ENOSPC"], .diskFull),
+        ("quota", ["OSError: [Errno 122] Disk quota exceeded: '/home/trainer/ckpt.pt'"], .diskFull),
+        ("quota by errno name", ["save_checkpoint: write(fd=7) failed: EDQUOT"], .diskFull),
+        ("read-only mount", ["OSError: [Errno 30] Read-only file system: '/var/lib/archon/jobs/job-1/checkpoints/ckpt-epoch-0001.npz'"], .checkpointDirectoryNotWritable),
+        ("EROFS by name", ["tar: ckpt: Cannot open: EROFS"], .checkpointDirectoryNotWritable),
+        ("permission on the checkpoint folder", ["PermissionError: [Errno 13] Permission denied: '/var/lib/archon/jobs/job-1/checkpoints/ckpt-epoch-0001.npz'"], .checkpointDirectoryNotWritable),
+    ]
+
+    @Test(arguments: 0..<nodeResourceSamples.count)
+    func nodeResourceSignature(_ index: Int) {
+        let (name, tail, fault) = Self.nodeResourceSamples[index]
+        let observation = ExitObservation(exitCode: 1, logTail: ["starting", "epoch 1"] + tail, checkpointDirectory: Self.checkpointDirectory)
+        let (found, detail) = ProcessExitClassifier().classify(observation)
+        #expect(found == .nodeFault, "\(name): \(detail)")
+        let parsed = NodeResourceFault.parse(detail)
+        #expect(parsed?.fault == fault, "\(name): \(detail)")
+        #expect(parsed?.what == tail.last, "\(name): the detail quotes the line")
+    }
+
+    @Test func everyNodeResourceSubstringHasASample() {
+        for (fault, substrings) in ProcessExitClassifier.nodeResourceSignatures {
+            for substring in substrings {
+                let covered = Self.nodeResourceSamples.contains { $0.2 == fault && $0.1.contains { $0.contains(substring) } }
+                #expect(covered, "no sample exercises \(substring)")
+            }
+        }
+    }
+
+    @Test func nodeResourceEvidenceOrder() {
+        let classifier = ProcessExitClassifier()
+        let full = "OSError: [Errno 28] No space left on device"
+        // Outranks the trainer's own report: the helper reports an OSError as `crash`, a PermissionError as
+        // `permission_denied`.
+        #expect(classifier.classify(ExitObservation(exitCode: 1, reportedErrorClass: .crash, logTail: [full])).0 == .nodeFault)
+        let denied = "PermissionError: [Errno 13] Permission denied: '\(Self.checkpointDirectory)/ckpt-1.npz'"
+        #expect(classifier.classify(ExitObservation(exitCode: 1, reportedErrorClass: .permissionDenied, logTail: [denied], checkpointDirectory: Self.checkpointDirectory)).0 == .nodeFault)
+        // The trainer's error message alone is enough: a full disk may have kept the traceback out of the log.
+        let (found, detail) = classifier.classify(ExitObservation(exitCode: 1, reportedErrorClass: .crash, reportedErrorMessage: full, logTail: ["epoch 1"]))
+        #expect(found == .nodeFault && detail == "disk full: \(full)")
+        // Permission denied elsewhere stays a security concern.
+        #expect(classifier.classify(ExitObservation(exitCode: 1, logTail: ["PermissionError: [Errno 13] Permission denied: '/data/secret'"], checkpointDirectory: Self.checkpointDirectory)).0 == .permissionDenied)
+        // The agent's own reasons, the kernel's OOM kill and exit 0 still come first.
+        #expect(classifier.classify(ExitObservation(exitCode: nil, signal: 15, killedByAgent: .hang, logTail: [full])).0 == .hang)
+        #expect(classifier.classify(ExitObservation(exitCode: nil, signal: 9, cgroupOOMKill: true, logTail: [full])).0 == .outOfMemory)
+        #expect(classifier.classify(ExitObservation(exitCode: 0, logTail: [full])).0 == .none)
+    }
+
     @Test func evidenceOrder() {
         let classifier = ProcessExitClassifier()
         // The kernel's OOM kill wins over any text.

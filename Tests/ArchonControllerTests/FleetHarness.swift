@@ -146,10 +146,11 @@ final class FleetHarness: @unchecked Sendable {
         return agent
     }
 
-    func startAgent(_ nodeID: String, memory: UInt64 = 8 << 30) async throws {
+    /// Starts a real agent for `nodeID`, on `workDirectory` when given (e.g. a small tmpfs), else a new temporary folder.
+    func startAgent(_ nodeID: String, memory: UInt64 = 8 << 30, workDirectory: String? = nil) async throws {
         var logger = Logger(label: "test.agent.\(nodeID)")
         logger.logLevel = .warning
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("archon-fleet-\(nodeID)-\(UUID().uuidString)").path
+        let work = workDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("archon-fleet-\(nodeID)-\(UUID().uuidString)").path
         let agent = try Agent(config: AgentConfig(
             nodeID: nodeID, nats: try identity(for: nodeID), assignments: try AssignmentVerifier(publicKeyFile: credentials.signingPublicKeyFile),
             workDirectory: work, heartbeatInterval: .milliseconds(500),

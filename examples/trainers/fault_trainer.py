@@ -34,6 +34,10 @@ memory             allocates ``allocMB`` + ``allocMBPerSample`` * batchSize MiB 
                    RLIMIT_AS a MemoryError (out_of_memory, exit 1), under a cgroup
                    limit the kernel's OOM kill (SIGKILL)
 oom_once           as memory on attempt 1 only
+big_checkpoint     trains normally, but every checkpoint carries ``checkpointMB`` MiB
+                   (default 8) of padding: on a disk without that room the write fails
+                   for real (``OSError: [Errno 28] No space left on device``, reported
+                   as crash, exit 1; the agent classifies it as a node fault, disk full)
 hostile_numbers    trains normally (finite losses) but reports every other number as
                    the contract allows and no controller should trust: epoch durations
                    "NaN" and "Infinity", a learning rate of 1e300, validation accuracy
@@ -67,7 +71,7 @@ except ImportError:  # run from the repository: the helper lives in clients/pyth
 from archon_trainer import DataCorruption
 
 FAULTS = ("none", "missing_dataset", "permission", "corrupt", "hang", "hang_once", "slow", "crash", "crash_once",
-          "nan", "memory", "oom_once", "hostile_numbers")
+          "nan", "memory", "oom_once", "big_checkpoint", "hostile_numbers")
 
 
 def log(msg):
@@ -144,9 +148,18 @@ class Beater:
             time.sleep(min(left, self.every) if self.every > 0 else left)
 
 
-def write_state(path, epoch, step, loss):
+def write_state(path, epoch, step, loss, pad_mib=0.0):
+    """The checkpoint: a JSON object, with ``pad_mib`` MiB of padding written (and synced) a MiB at a time."""
     with open(path, "w", encoding="utf-8") as f:
-        json.dump({"epoch": epoch, "step": step, "loss": loss}, f)
+        f.write(json.dumps({"epoch": epoch, "step": step, "loss": loss})[:-1] + ', "pad": "')
+        left = int(pad_mib * (1 << 20))
+        while left > 0:
+            n = min(left, 1 << 20)
+            f.write("0" * n)
+            left -= n
+        f.write('"}')
+        f.flush()
+        os.fsync(f.fileno())  # a full disk fails here at the latest, not after the checkpoint is reported
 
 
 def train(run=None):
@@ -164,6 +177,7 @@ def train(run=None):
     steps_per_epoch = max(1, run.hyperparameter("stepsPerEpoch", 10, int))
     epoch_seconds = run.hyperparameter("epochSeconds", 2.0 if fault == "slow" else 0.0, float)
     heartbeat_every = run.hyperparameter("heartbeatEvery", 1.0, float)
+    pad_mib = run.hyperparameter("checkpointMB", 8.0, float) if fault == "big_checkpoint" else 0.0
     log(f"fault_trainer job={run.job_id} attempt={attempt} fault={fault} epochs={epochs}")
 
     if fault == "crash" or fault == "crash_once":
@@ -221,7 +235,7 @@ def train(run=None):
         log(f"epoch {epoch}/{epochs} loss {loss:.4f} step {step} {duration:.2f}s")
         run.check_finite(loss, epoch=epoch, step=step)  # nan: raises DivergingLoss
         if run.should_checkpoint(epoch, final_epoch=epochs):
-            path = run.save_checkpoint(epoch, step, lambda tmp: write_state(tmp, epoch, step, loss), suffix=".json")
+            path = run.save_checkpoint(epoch, step, lambda tmp: write_state(tmp, epoch, step, loss, pad_mib), suffix=".json")
             log(f"checkpoint {path}")
         if fault in ("hang", "hang_once"):
             log("hanging")

@@ -374,6 +374,32 @@ def test_fault_none_completes_and_resumes(tmp_path):
     assert again.epochs[0]["step"] == 30
 
 
+def test_fault_big_checkpoint_completes_where_there_is_room(tmp_path):
+    res = fault(tmp_path, "big_checkpoint", {"epochs": 2, "hyperparameters": {"checkpointMB": "2"}})
+    assert res.rc == 0, res.err
+    paths = [c["path"] for c in res.of("checkpoint")]
+    assert len(paths) == 2 and all(os.path.getsize(p) > 2 * MiB for p in paths)
+    with open(paths[-1]) as f:
+        assert json.load(f)["epoch"] == 2  # still a checkpoint it can resume from
+    again = fault(tmp_path, "big_checkpoint", {"epochs": 3, "hyperparameters": {"checkpointMB": "0"}}, attempt=2, resume=paths[-1])
+    assert again.rc == 0 and "continuing at epoch 3" in again.out, again.err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_fault_big_checkpoint_on_a_full_disk_is_enospc(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    os.makedirs(ckpt)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(ckpt)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        res = fault(tmp_path, "big_checkpoint", {"epochs": 2, "hyperparameters": {"checkpointMB": "2"}})
+    finally:
+        subprocess.run(["umount", str(ckpt)], check=False)
+    assert res.rc == 1 and res.errors == ["crash"]
+    assert "OSError: [Errno 28] No space left on device" in res.err
+    assert res.of("checkpoint") == []
+
+
 def test_fault_missing_dataset(tmp_path):
     res = fault(tmp_path, "missing_dataset")
     assert res.rc == 1 and res.errors == ["dataset_not_found"]
