@@ -7,7 +7,8 @@ import Testing
 /// stop grace, moves to the other node and resumes from that checkpoint's epoch.
 @Suite("archon node drain against a real controller, two agents and a trainer", .serialized)
 struct NodeDrainTests {
-    /// A trainer that saves only on SIGTERM (no periodic checkpoints), taking a second and a half to do it.
+    /// A trainer that saves only on SIGTERM (no periodic checkpoints), taking a second and a half to do it: longer than
+    /// the harness agents' 1 s `--grace-period`, so a saved checkpoint shows the agent used the drain's 10 s grace.
     static func slowSaveSpec(_ id: String) -> String {
         """
         {"id": "\(id)", "name": "drain me", "team": "ml", "command": ["python3", "\(faultTrainer)"],
