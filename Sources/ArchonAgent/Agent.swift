@@ -248,8 +248,13 @@ public actor Agent: Service {
         let want = desired[jobID]
         if let running = jobs[jobID] {
             guard let want, want.desiredState == .running else {
-                // Not desired (deleted or stopped). Before the first full read, keep what runs.
-                if desiredStateLoaded || want?.desiredState == .stopped { running.stop(.stopRequested, nowMs: now) }
+                // Not desired (deleted or stopped). Before the first full read, keep what runs. A stop that names a
+                // grace (a drain, a move, an operator stop) gives the trainer that long to save a checkpoint.
+                if let want, want.desiredState == .stopped, want.attempt == running.attempt, want.stopGraceSeconds > 0 {
+                    running.stop(.stopRequested, nowMs: now, graceMs: Int64(want.stopGraceSeconds) * 1000)
+                } else if desiredStateLoaded || want?.desiredState == .stopped {
+                    running.stop(.stopRequested, nowMs: now)
+                }
                 return
             }
             if running.attempt < want.attempt { running.stop(.stopRequested, nowMs: now) }
@@ -340,7 +345,7 @@ public actor Agent: Service {
                 continue
             }
             if job.isStopping {
-                job.tickStop(nowMs: now, graceMs: config.gracePeriod.millis)
+                job.tickStop(nowMs: now, defaultGraceMs: config.gracePeriod.millis)
             } else if let violation = job.violation(nowMs: now) {
                 job.stop(violation, nowMs: now)
             }

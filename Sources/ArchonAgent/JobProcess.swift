@@ -64,6 +64,10 @@ final class JobProcess: @unchecked Sendable {
         var reportedMessage = ""
         var stopReason: AgentKill?
         var termSentMs: Int64?
+        /// The stop's own grace (a drain, a move, an operator stop); nil = the agent's `--grace-period`.
+        var stopGraceMs: Int64?
+        /// When the trainer reported a checkpoint after SIGTERM.
+        var checkpointWhileStoppingMs: Int64?
         var killSent = false
         var lastCPUSeconds = 0.0
         var lastSampleMs: Int64 = 0
@@ -411,6 +415,12 @@ final class JobProcess: @unchecked Sendable {
                 let (written, deleted) = try checkpoints.written(path: path, epoch: epoch, step: step, attempt: attempt,
                                                                  keepLast: config.checkpoint.keepLast)
                 if !deleted.isEmpty { logger.info("agent.checkpoint.pruned", metadata: ["checkpoint.deleted": "\(deleted)"]) }
+                let stopping = lock.withLock { () -> Bool in
+                    guard state.stopReason != nil else { return false }
+                    state.checkpointWhileStoppingMs = now
+                    return true
+                }
+                if stopping { logger.info("agent.job.checkpoint_while_stopping", metadata: ["checkpoint.path": "\(written.path)"]) }
                 emit(.checkpoint(written), nowMs: now)
             } catch {
                 logger.warning("agent.checkpoint.rejected", metadata: ["error": "\(error)"])
@@ -453,16 +463,18 @@ final class JobProcess: @unchecked Sendable {
         return nil
     }
 
-    /// Ends the process: SIGTERM to its process group now, SIGKILL once `grace` has passed (see ``tickStop``).
-    func stop(_ reason: AgentKill, nowMs: Int64) {
+    /// Ends the process: SIGTERM to its process group now, SIGKILL once the grace has passed (see ``tickStop``).
+    /// `graceMs` is the stop's own grace (time to save a checkpoint); nil = the agent's default.
+    func stop(_ reason: AgentKill, nowMs: Int64, graceMs: Int64? = nil) {
         let first = lock.withLock { () -> Bool in
             guard state.stopReason == nil else { return false }
             state.stopReason = reason
             state.termSentMs = nowMs
+            state.stopGraceMs = graceMs
             return true
         }
         guard first else { return }
-        logger.info("agent.job.stopping", metadata: ["job.reason": "\(reason.rawValue)"])
+        logger.info("agent.job.stopping", metadata: ["job.reason": "\(reason.rawValue)", "job.stop_grace_ms": "\(graceMs.map(String.init) ?? "default")"])
         if reason == .memoryWatchdog {
             lock.withLock { state.killSent = true }
             kill(-record.trainerPID, SIGKILL)
@@ -471,10 +483,14 @@ final class JobProcess: @unchecked Sendable {
         }
     }
 
-    /// Sends SIGKILL when a stop's grace period has passed.
-    func tickStop(nowMs: Int64, graceMs: Int64) {
+    /// Sends SIGKILL when a stop's grace has passed: the stop's own grace, else `defaultGraceMs`. A trainer that
+    /// reported its checkpoint after SIGTERM has saved what a drain waits for: it gets `defaultGraceMs` more to exit.
+    func tickStop(nowMs: Int64, defaultGraceMs: Int64) {
         let due = lock.withLock { () -> Bool in
-            guard let sent = state.termSentMs, !state.killSent, nowMs - sent >= graceMs else { return false }
+            guard let sent = state.termSentMs, !state.killSent else { return false }
+            var deadline = sent + (state.stopGraceMs ?? defaultGraceMs)
+            if let saved = state.checkpointWhileStoppingMs { deadline = min(deadline, saved + defaultGraceMs) }
+            guard nowMs >= deadline else { return false }
             state.killSent = true
             return true
         }

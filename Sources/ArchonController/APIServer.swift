@@ -52,6 +52,7 @@ public enum APIServer {
         ("POST", "/v1/training/jobs"), ("POST", "/v1/training/jobs/validate"), ("GET", "/v1/training/jobs"),
         ("GET", "/v1/training/jobs/{id}"), ("GET", "/v1/training/jobs/{id}/logs"), ("POST", "/v1/training/jobs/{id}/stop"),
         ("GET", "/v1/nodes"), ("POST", "/v1/nodes/{id}/cordon"), ("POST", "/v1/nodes/{id}/uncordon"),
+        ("POST", "/v1/nodes/{id}/drain"), ("GET", "/v1/nodes/{id}/drain"),
         ("GET", "/v1/datasets"), ("GET", "/v1/datasets/{id}"), ("POST", "/v1/datasets"), ("POST", "/v1/datasets/{id}/resume"),
         ("GET", "/v1/incidents"), ("GET", "/v1/incidents/{id}"), ("POST", "/v1/incidents/{id}/ack"),
         ("POST", "/v1/incidents/{id}/resolve"), ("GET", "/v1/incidents/{id}/report"),
@@ -155,6 +156,25 @@ public enum APIServer {
             try await controller.apply { core, now in try core.nodeUncordoned(id, by: who, at: now) }
             guard let node = await controller.read({ $0.node(id) }) else { return notFound("node", id) }
             return json(NodeView(node))
+        }
+
+        nodes.post(":id/drain") { request, context in
+            try require(.admin, context)
+            let id = try context.parameters.require("id")
+            let who = context.token?.name ?? "api"
+            let note = (try? await request.decode(as: [String: String].self, context: context))?["reason"] ?? ""
+            try await controller.apply { core, now in try core.nodeDrainRequested(id, by: who, reason: note, at: now) }
+            guard let progress = await controller.read({ $0.drainProgress(id) }) else { return notFound("node", id) }
+            return json(DrainView(progress), status: .accepted)
+        }
+        nodes.get(":id/drain") { _, context in
+            try require(.trainingRead, context)
+            let id = try context.parameters.require("id")
+            guard await controller.read({ $0.node(id) }) != nil else { return notFound("node", id) }
+            guard let progress = await controller.read({ $0.drainProgress(id) }) else {
+                return error(.notFound, "node '\(id)' was never drained; drain it with POST /v1/nodes/\(id)/drain")
+            }
+            return json(DrainView(progress))
         }
 
         let datasets = router.group("v1/datasets")

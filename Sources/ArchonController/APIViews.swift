@@ -90,6 +90,53 @@ public struct NodeView: Codable, Sendable, Equatable {
     }
 }
 
+/// Where a node's drain stands (`POST`/`GET /v1/nodes/{id}/drain`).
+public struct DrainView: Codable, Sendable, Equatable {
+    public struct Move: Codable, Sendable, Equatable {
+        public var job: String
+        /// draining, waiting, starting, moved or finished.
+        public var state: String
+        public var detail: String
+        public var fromNode: String
+        public var fromAttempt: Int
+        public var graceSeconds: Double
+        /// The attempt reported a checkpoint during its grace; the next attempt resumes from it.
+        public var checkpointSaved: Bool
+        public var checkpoint: String
+        public var checkpointEpoch: Int?
+        /// The agent reported the drained attempt's exit (false: its grace passed without one).
+        public var exited: Bool
+        public var toNode: String
+        public var toAttempt: Int?
+        public var resumeFrom: String
+        public var jobStatus: String?
+    }
+
+    public var node: String
+    public var cordoned: Bool
+    public var requestedAt: Int64
+    public var by: String
+    public var reason: String
+    /// Every job has started elsewhere or finished.
+    public var done: Bool
+    public var jobs: [Move]
+
+    public init(_ p: DrainProgress) {
+        node = p.nodeID
+        cordoned = p.cordoned
+        requestedAt = p.requestedAtMs
+        by = p.by
+        reason = p.reason
+        done = p.done
+        jobs = p.jobs.map { m in
+            Move(job: m.jobID, state: m.state.rawValue, detail: m.detail, fromNode: m.fromNode, fromAttempt: m.fromAttempt,
+                 graceSeconds: Double(m.graceMs) / 1000, checkpointSaved: m.checkpointSaved, checkpoint: m.checkpointPath,
+                 checkpointEpoch: m.checkpointEpoch, exited: m.exited, toNode: m.toNode, toAttempt: m.toAttempt, resumeFrom: m.resumeFrom,
+                 jobStatus: m.jobStatus?.rawValue)
+        }
+    }
+}
+
 public struct DatasetView: Codable, Sendable, Equatable {
     public var id: String
     public var location: String

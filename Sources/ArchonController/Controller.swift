@@ -591,6 +591,15 @@ public actor Controller: Service {
                     "job.id": "\(assignment.spec.id)", "node.id": "\(assignment.nodeID)", "job.attempt": "\(assignment.attempt)",
                     "reason": "\(reason)",
                 ])
+            case .stopGracefully(let assignment, let reason):
+                // The stopped assignment stays until the attempt has exited: the agent reads the grace from it.
+                let key = "\(assignment.nodeID).\(assignment.spec.id)"
+                let bytes = sealed(assignment)
+                await retrying("stop gracefully \(key)") { try await self.desiredKV?.put(key, bytes) }
+                logger.info("controller.stop_gracefully", metadata: [
+                    "job.id": "\(assignment.spec.id)", "node.id": "\(assignment.nodeID)", "job.attempt": "\(assignment.attempt)",
+                    "job.stop_grace_s": "\(assignment.stopGraceSeconds)", "reason": "\(reason)",
+                ])
             case .stop(let jobID, let nodeID, let attempt, let reason):
                 let key = "\(nodeID).\(jobID)"
                 await retrying("stop \(key)") { try await self.desiredKV?.delete(key) }
@@ -629,8 +638,8 @@ public actor Controller: Service {
                     ])
                 case .archive(let record):
                     try await store?.archive(record)
-                case .assign, .stop, .cordon, .uncordon, .pauseRetries, .resumeRetries, .freezeRemediation, .unfreezeRemediation,
-                     .rejectJob, .scheduleTimer, .cancelTimer:
+                case .assign, .stop, .stopGracefully, .cordon, .uncordon, .pauseRetries, .resumeRetries, .freezeRemediation,
+                     .unfreezeRemediation, .rejectJob, .scheduleTimer, .cancelTimer:
                     break
                 }
                 metrics.action(entry.action.kindName)
@@ -777,8 +786,8 @@ extension ControllerAction {
     var outlivesCrash: Bool {
         switch self {
         case .publishEscalation, .archive: true
-        case .assign, .stop, .cordon, .uncordon, .pauseRetries, .resumeRetries, .freezeRemediation, .unfreezeRemediation,
-             .rejectJob, .scheduleTimer, .cancelTimer:
+        case .assign, .stop, .stopGracefully, .cordon, .uncordon, .pauseRetries, .resumeRetries, .freezeRemediation,
+             .unfreezeRemediation, .rejectJob, .scheduleTimer, .cancelTimer:
             false
         }
     }
@@ -790,6 +799,7 @@ extension ControllerAction {
         switch self {
         case .assign: "assign"
         case .stop: "stop"
+        case .stopGracefully: "stop_gracefully"
         case .cordon: "cordon"
         case .uncordon: "uncordon"
         case .pauseRetries: "pause_retries"

@@ -12,6 +12,10 @@ public enum ControllerAction: Codable, Sendable, Hashable {
     /// Write desired state `stopped` for the job on this node (or delete the key): the agent kills the
     /// attempt if it still runs. `attempt` is the attempt that was running there.
     case stop(jobID: String, nodeID: String, attempt: Int, reason: Reason)
+    /// Write this assignment (desired state `stopped`, with `stopGraceSeconds`) at `<node>.<job>`: the agent sends
+    /// SIGTERM and gives the trainer up to the grace to save a checkpoint and exit, then SIGKILL. A `stop` removes
+    /// the key once the attempt has exited (or the core stopped waiting).
+    case stopGracefully(JobAssignment, reason: Reason)
     /// Place no new jobs on the node. Recorded in the core's node state; the shell may mirror it.
     case cordon(nodeID: String, reason: Reason)
     /// The node takes new jobs again.
@@ -47,7 +51,7 @@ extension ControllerAction {
     /// The reason, for every action that has one.
     public var reason: Reason? {
         switch self {
-        case .assign(_, let reason), .stop(_, _, _, let reason), .cordon(_, let reason), .uncordon(_, let reason),
+        case .assign(_, let reason), .stop(_, _, _, let reason), .stopGracefully(_, let reason), .cordon(_, let reason), .uncordon(_, let reason),
             .pauseRetries(_, let reason), .resumeRetries(_, let reason), .freezeRemediation(_, let reason),
             .unfreezeRemediation(_, let reason), .publishEscalation(_, let reason), .rejectJob(_, _, let reason):
             reason
@@ -66,6 +70,8 @@ extension ControllerAction: CustomStringConvertible {
             what = "assign \(a.spec.id) attempt \(a.attempt) to \(a.nodeID)\(a.resumeFrom.isEmpty ? "" : ", resume from \(a.resumeFrom)")"
         case .stop(let job, let node, let attempt, _):
             what = "stop \(job) attempt \(attempt) on \(node)"
+        case .stopGracefully(let a, _):
+            what = "stop \(a.spec.id) attempt \(a.attempt) on \(a.nodeID) with \(a.stopGraceSeconds)s to save a checkpoint"
         case .cordon(let node, _): what = "cordon \(node)"
         case .uncordon(let node, _): what = "uncordon \(node)"
         case .pauseRetries(let dataset, _): what = "pause retries on dataset \(dataset)"

@@ -113,23 +113,17 @@ extension FleetController {
         attachJobIncidents([jobID], to: id, at: now, &out)
     }
 
-    /// Moves a job off a node: stops its attempt there and places the same config elsewhere at once.
+    /// Moves a job off a bad node with the same config: its attempt there gets its stop grace to save a checkpoint,
+    /// and the next attempt, elsewhere, resumes from it.
     private mutating func relocate(_ jobID: String, awayFrom node: String, reason: Reason, at now: Int64, _ out: inout [ControllerAction]) -> RemediationStep? {
-        guard let job = state.jobs[jobID], let attempt = job.current?.attempt else { return nil }
-        endAttempt(jobID, outcome: "moved off \(node): bad node", at: now, &out)
-        if !job.desiredNode.isEmpty {
-            out.append(.stop(jobID: jobID, nodeID: job.desiredNode, attempt: attempt, reason: reason))
-        }
+        guard let attempt = state.jobs[jobID]?.current?.attempt,
+              move(jobID, off: node, outcome: "moved off \(node): bad node", action: "re-place: node \(node) is a bad node",
+                   symptom: .nodeFault, reason: reason, at: now, &out),
+              var moved = state.jobs[jobID]
+        else { return nil }
         let step = RemediationStep(timeMs: now, jobID: jobID, attempt: attempt + 1, failureClass: .nodeFault, action: "re-placed off bad node \(node) with the same config")
-        guard var moved = state.jobs[jobID] else { return nil }  // as endAttempt left it
-        moved.desiredNode = ""
-        moved.nodeID = ""
         moved.remediation.append(step)
         state.jobs[jobID] = moved
-        let plan = PendingAttempt(
-            config: job.config, action: "re-place: node \(node) is a bad node", configChange: "", reason: reason,
-            symptom: .nodeFault, dueMs: now, excludeNodes: [node], preferNode: "", resumeBeforeEpoch: nil)
-        queueAttempt(jobID, plan, at: now, &out)
         return step
     }
 

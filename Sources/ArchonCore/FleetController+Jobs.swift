@@ -166,12 +166,19 @@ extension FleetController {
         switch event.body {
         case .checkpoint(let written):
             recordCheckpoint(&job, written, attempt: event.attempt, node: event.nodeID, at: now)
+            if job.history[index].drain?.isActive == true, let saved = job.checkpoints.last(where: { $0.path == written.path }) {
+                job.history[index].drain?.checkpoint = saved  // saved during its stop grace: the next attempt starts here
+            }
         case .exited(let exit) where !live:
             job.history[index].lastExit = exit
         case .accepted, .started, .epoch, .step, .resources, .exited, .heartbeat, .nodeStatus, .securityAlert:
             break
         }
         state.jobs[event.jobID] = job
+        if case .exited = event.body, job.history[index].drain?.isActive == true {
+            gracefulStopEnded(event.jobID, attempt: event.attempt, exited: true, at: now, &out)
+            return
+        }
         guard live else { return }  // old attempts never trigger remediation of the current one
 
         let jobID = event.jobID
@@ -512,7 +519,7 @@ extension FleetController {
     /// state once `retention.finished` has passed.
     mutating func jobFinished(_ jobID: String, _ reason: Reason, at now: Int64, _ out: inout [ControllerAction]) {
         guard var job = state.jobs[jobID], job.status.isTerminal else { return }
-        if !job.desiredNode.isEmpty {
+        if !job.desiredNode.isEmpty, !job.isDraining {  // a draining attempt's key goes once it has exited
             out.append(.stop(jobID: jobID, nodeID: job.desiredNode, attempt: job.attempt, reason: reason))
             job.desiredNode = ""
             state.jobs[jobID] = job
@@ -566,19 +573,25 @@ extension FleetController {
     }
 
     /// An operator stopped the job.
+    /// An attempt still running gets its stop grace to save a checkpoint before it is killed.
     mutating func stopJob(_ jobID: String, by who: String, at now: Int64, _ out: inout [ControllerAction]) {
         guard let job = state.jobs[jobID], !job.status.isTerminal else { return }
         let reason = Reason(symptom: "operator action", evidence: "\(who) stopped job \(jobID)", rule: "operator stop")
+        let wasRunning = !(job.current?.isOver ?? true)
         endAttempt(jobID, outcome: "stopped by \(who)", at: now, &out)
-        if !job.desiredNode.isEmpty {
-            out.append(.stop(jobID: jobID, nodeID: job.desiredNode, attempt: job.attempt, reason: reason))
+        // An attempt already draining (a move) keeps its grace; its key goes once it has exited.
+        var graceful = job.isDraining
+        if !graceful, !job.desiredNode.isEmpty {
+            graceful = wasRunning && beginGracefulStop(jobID, why: "stopped by \(who)", reason: reason, at: now, &out)
+            if !graceful { out.append(.stop(jobID: jobID, nodeID: job.desiredNode, attempt: job.attempt, reason: reason)) }
         }
+        let grace = Timestamp.duration(stopGraceMs(job))
         update(jobID) { job in
             job.status = .stopped
-            job.statusDetail = "stopped by \(who)"
+            job.statusDetail = graceful ? "stopped by \(who); attempt \(job.attempt) has up to \(grace) to save a checkpoint and exit" : "stopped by \(who)"
             job.pending = nil
             job.hold = nil
-            job.desiredNode = ""
+            if !graceful { job.desiredNode = "" }
         }
         state.deadlines.cancel(.restartDue(jobID: jobID), &out)
         state.deadlines.cancel(.startDeadline(jobID: jobID), &out)

@@ -21,7 +21,7 @@ public struct DesiredEntry: Sendable, Hashable {
 extension FleetController {
     /// The assignment the job's desired-state key must hold now; nil when it must have none.
     public func desiredAssignment(_ jobID: String) -> JobAssignment? {
-        guard let job = state.jobs[jobID], !job.desiredNode.isEmpty, !job.status.isTerminal,
+        guard let job = state.jobs[jobID], !job.desiredNode.isEmpty, !job.status.isTerminal, !job.isDraining,
               let current = job.current, current.nodeID == job.desiredNode
         else { return nil }
         var spec = job.spec
@@ -41,6 +41,10 @@ extension FleetController {
             guard let attempt = entry.attempt else {
                 out.append(.stop(jobID: jobID, nodeID: nodeID, attempt: 0, reason: Reason(
                     symptom: "desired state drift", evidence: "key \(entry.key) holds no readable assignment for it", rule: "reconcile: unreadable keys are deleted")))
+                continue
+            }
+            if let job = state.jobs[jobID], job.isDraining, job.desiredNode == nodeID, job.current?.attempt == attempt {
+                seen.insert(jobID)  // the stopped assignment of an attempt saving its checkpoint: removed once it has exited
                 continue
             }
             guard let want = desiredAssignment(jobID), want.nodeID == nodeID else {

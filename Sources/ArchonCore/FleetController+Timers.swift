@@ -20,6 +20,8 @@ extension FleetController {
             checkNodeSilence(nodeID, at: now, &out)
         case .archiveJob(let jobID):
             archiveJob(jobID, at: now, &out)
+        case .drainDeadline(let jobID, let attempt):
+            gracefulStopEnded(jobID, attempt: attempt, exited: false, at: now, &out)
         case .archiveIncident(let incidentID):
             if let incident = state.incidents.archive(incidentID) { out.append(.archive(.incident(incident))) }
         }

@@ -54,8 +54,37 @@ public struct AttemptRecord: Codable, Sendable, Hashable {
     /// Applied event sequences of this attempt.
     public internal(set) var sequences = SequenceWindow()
     var signals = AttemptSignals()
+    /// Its graceful stop (a drain, a move, an operator stop); nil when it was never stopped that way.
+    public internal(set) var drain: AttemptDrain?
 
     public var isOver: Bool { endedAtMs != 0 }
+}
+
+/// A graceful stop of one attempt: SIGTERM, up to `graceMs` for the trainer to save a checkpoint and exit, then
+/// SIGKILL. The job's next attempt (if any) waits for it, so it resumes from that checkpoint.
+public struct AttemptDrain: Codable, Sendable, Hashable {
+    /// Why, e.g. "moved off n1: node n1 drained by sam", "moved off n1: bad node", "stopped by kim".
+    public internal(set) var why: String
+    public internal(set) var requestedAtMs: Int64
+    /// The grace the agent was given, from the job's `checkpoint.stopGraceSeconds` or `remediation.stopGrace`.
+    public internal(set) var graceMs: Int64
+    /// The checkpoint the attempt reported during the grace; nil when it saved none.
+    public internal(set) var checkpoint: CheckpointRecord?
+    /// When the drain ended (the exit arrived, or the grace and a margin passed without one); 0 while it lasts.
+    public internal(set) var endedAtMs: Int64
+    /// The agent reported the attempt's exit; false when the controller stopped waiting for it.
+    public internal(set) var exited: Bool
+
+    init(why: String, requestedAtMs: Int64, graceMs: Int64) {
+        self.why = why
+        self.requestedAtMs = requestedAtMs
+        self.graceMs = graceMs
+        self.endedAtMs = 0
+        self.exited = false
+    }
+
+    /// The attempt may still be saving: nothing replaces it yet.
+    public var isActive: Bool { endedAtMs == 0 }
 }
 
 /// Detector state of one attempt.
@@ -183,6 +212,9 @@ public struct JobRecord: Codable, Sendable, Hashable {
 
     /// The record of the current attempt.
     public var current: AttemptRecord? { history.last }
+
+    /// The current attempt is being stopped gracefully: its process may still be saving a checkpoint.
+    public var isDraining: Bool { current?.drain?.isActive ?? false }
 
     /// The `kind` label the bad-node rule compares across nodes.
     public var kind: String { spec.labels["kind"] ?? "" }

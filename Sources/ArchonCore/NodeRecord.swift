@@ -23,6 +23,8 @@ public struct NodeRecord: Codable, Sendable, Hashable {
     public internal(set) var statusTimeMs: Int64 = 0
     /// Resources above the pressure threshold in the latest status.
     public internal(set) var pressure: [ResourceKind] = []
+    /// The latest drain an operator asked for; nil when the node was never drained.
+    public internal(set) var drain: NodeDrain?
 
     init(id: String, at now: Int64) {
         self.id = id
@@ -34,4 +36,20 @@ public struct NodeRecord: Codable, Sendable, Hashable {
     public var usage: NodeUsage { status.usage }
     /// Online and not cordoned.
     public var schedulable: Bool { health == .online && !cordoned }
+}
+
+/// An operator's drain of a node: it was cordoned and these attempts were moved off it (see
+/// ``FleetController/drainProgress(_:)`` for where each stands).
+public struct NodeDrain: Codable, Sendable, Hashable {
+    public internal(set) var requestedAtMs: Int64
+    public internal(set) var by: String
+    public internal(set) var reason: String
+    /// Each job moved, with the attempt that ran on the node.
+    public internal(set) var jobs: [DrainedAttempt]
+}
+
+/// A job attempt a drain moved off its node.
+public struct DrainedAttempt: Codable, Sendable, Hashable {
+    public var jobID: String
+    public var attempt: Int
 }

@@ -90,6 +90,10 @@ public struct RemediationPolicy: Codable, Sendable, Hashable {
     /// How long a re-placed job keeps avoiding the nodes it failed on; after that every node is a candidate
     /// again (a node fault may have been repaired, and an avoid list must never strand a job for good).
     public var avoidNodesFor = PolicyDuration.hours(1)
+    /// How long a drain, a move off a bad node or an operator stop gives a healthy attempt after SIGTERM to save a
+    /// checkpoint and exit, before SIGKILL; the next attempt resumes from that checkpoint. A job's
+    /// `checkpoint.stopGraceSeconds` overrides it.
+    public var stopGrace = PolicyDuration.minutes(2)
 
     public init() {}
 }

@@ -12,6 +12,7 @@ extension Policy {
         check.positive(d.nodeSilence, "detection.nodeSilence")
         check.positive(retention.finished, "retention.finished")
         check.positive(remediation.avoidNodesFor, "remediation.avoidNodesFor")
+        check.positive(remediation.stopGrace, "remediation.stopGrace")
         check.range(d.memoryLimitFraction, "detection.memoryLimitFraction", above: 0, atMost: 1)
         check.range(d.resourcePressureThreshold, "detection.resourcePressureThreshold", above: 0, atMost: 1)
         check.atLeast(d.divergence.risingEpochs, 0, "detection.divergence.risingEpochs")

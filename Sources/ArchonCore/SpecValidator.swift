@@ -73,7 +73,8 @@ public struct SpecValidator: Sendable {
         where value < 0 || value > Self.maxTimeoutSeconds {
             fail("config.timeouts.\(name)", "must be 0...\(Self.maxTimeoutSeconds) seconds (0 = the policy default), got \(value)")
         }
-        for (name, value) in [("everyEpochs", c.checkpoint.everyEpochs), ("everySteps", c.checkpoint.everySteps), ("keepLast", c.checkpoint.keepLast)] where value < 0 {
+        for (name, value) in [("everyEpochs", c.checkpoint.everyEpochs), ("everySteps", c.checkpoint.everySteps), ("keepLast", c.checkpoint.keepLast),
+                             ("stopGraceSeconds", c.checkpoint.stopGraceSeconds)] where value < 0 {
             fail("config.checkpoint.\(name)", "must be >= 0, got \(value)")
         }
         let r = c.resources

@@ -22,6 +22,9 @@ public enum TimerID: Codable, Sendable, Hashable, Comparable, CustomStringConver
     case nodeSilence(nodeID: String)
     /// The finished job's retention is over: it moves from the hot state to the archive.
     case archiveJob(jobID: String)
+    /// The gracefully stopped attempt must have exited by then (its stop grace and a margin), else the job
+    /// stops waiting for it.
+    case drainDeadline(jobID: String, attempt: Int)
     /// The resolved incident's retention is over: it moves from the hot state to the archive.
     case archiveIncident(incidentID: String)
 
@@ -35,6 +38,7 @@ public enum TimerID: Codable, Sendable, Hashable, Comparable, CustomStringConver
         case .responseDue(let incident, let level): "response-due/\(incident)/\(level.rawValue)"
         case .nodeSilence(let node): "node-silence/\(node)"
         case .archiveJob(let job): "archive-job/\(job)"
+        case .drainDeadline(let job, let attempt): "drain-deadline/\(job)/\(attempt)"
         case .archiveIncident(let incident): "archive-incident/\(incident)"
         }
     }
@@ -43,7 +47,7 @@ public enum TimerID: Codable, Sendable, Hashable, Comparable, CustomStringConver
     public var owner: EntityKey {
         switch self {
         case .startDeadline(let job), .progressDeadline(let job, _), .epochDeadline(let job, _), .attemptDeadline(let job, _),
-            .restartDue(let job), .archiveJob(let job):
+            .restartDue(let job), .archiveJob(let job), .drainDeadline(let job, _):
             .job(job)
         case .responseDue(let incident, _), .archiveIncident(let incident):
             .incident(incident)

@@ -80,6 +80,9 @@ public struct JobAssignment: Codable, Sendable, Hashable {
     public var reason: String
     /// Start without any checkpoint, even if the agent has valid ones (they are all suspect).
     public var freshStart: Bool
+    /// With `desiredState` `.stopped`: seconds between SIGTERM and SIGKILL, the trainer's time to save a checkpoint
+    /// and exit (a drain, a move, an operator stop); 0 = the agent's own `--grace-period`.
+    public var stopGraceSeconds: Int
 
     public init(
         spec: JobSpec,
@@ -90,7 +93,8 @@ public struct JobAssignment: Codable, Sendable, Hashable {
         resumeFrom: String = "",
         assignedAtMs: Int64 = 0,
         reason: String = "",
-        freshStart: Bool = false
+        freshStart: Bool = false,
+        stopGraceSeconds: Int = 0
     ) {
         self.spec = spec
         self.attempt = attempt
@@ -101,5 +105,25 @@ public struct JobAssignment: Codable, Sendable, Hashable {
         self.assignedAtMs = assignedAtMs
         self.reason = reason
         self.freshStart = freshStart
+        self.stopGraceSeconds = stopGraceSeconds
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case spec, attempt, fencingEpoch, desiredState, nodeID, resumeFrom, assignedAtMs, reason, freshStart, stopGraceSeconds
+    }
+
+    /// Assignments an older agent stored (without `stopGraceSeconds`) still decode.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        spec = try c.decode(JobSpec.self, forKey: .spec)
+        attempt = try c.decode(Int.self, forKey: .attempt)
+        fencingEpoch = try c.decode(UInt64.self, forKey: .fencingEpoch)
+        desiredState = try c.decode(DesiredState.self, forKey: .desiredState)
+        nodeID = try c.decode(String.self, forKey: .nodeID)
+        resumeFrom = try c.decode(String.self, forKey: .resumeFrom)
+        assignedAtMs = try c.decode(Int64.self, forKey: .assignedAtMs)
+        reason = try c.decode(String.self, forKey: .reason)
+        freshStart = try c.decode(Bool.self, forKey: .freshStart)
+        stopGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .stopGraceSeconds) ?? 0
     }
 }

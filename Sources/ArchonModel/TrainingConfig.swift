@@ -81,11 +81,15 @@ public struct CheckpointPolicy: Codable, Sendable, Hashable {
     public var everySteps: Int
     /// Newest verified checkpoints kept; 0 = all.
     public var keepLast: Int
+    /// Seconds a drain, a move or an operator stop gives the trainer after SIGTERM to save a checkpoint and exit,
+    /// before SIGKILL; 0 = the policy's `remediation.stopGrace`. Large models need minutes to save.
+    public var stopGraceSeconds: Int
 
-    public init(everyEpochs: Int = 1, everySteps: Int = 0, keepLast: Int = 3) {
+    public init(everyEpochs: Int = 1, everySteps: Int = 0, keepLast: Int = 3, stopGraceSeconds: Int = 0) {
         self.everyEpochs = everyEpochs
         self.everySteps = everySteps
         self.keepLast = keepLast
+        self.stopGraceSeconds = stopGraceSeconds
     }
 
     public init(from decoder: any Decoder) throws {
@@ -94,6 +98,7 @@ public struct CheckpointPolicy: Codable, Sendable, Hashable {
         everyEpochs = try c.decodeIfPresent(Int.self, forKey: .everyEpochs) ?? d.everyEpochs
         everySteps = try c.decodeIfPresent(Int.self, forKey: .everySteps) ?? d.everySteps
         keepLast = try c.decodeIfPresent(Int.self, forKey: .keepLast) ?? d.keepLast
+        stopGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .stopGraceSeconds) ?? d.stopGraceSeconds
     }
 }
 

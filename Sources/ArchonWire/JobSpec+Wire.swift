@@ -32,6 +32,7 @@ extension JobAssignment: WireMessage, CPackable {
         c.assigned_at_ms = assignedAtMs
         c.reason = arena.string(reason)
         c.fresh_start = freshStart ? 1 : 0
+        c.stop_grace_seconds = UInt32(clamping: stopGraceSeconds)
     }
 
     init(c: CMessage) throws(WireError) {
@@ -51,7 +52,8 @@ extension JobAssignment: WireMessage, CPackable {
             resumeFrom: try CRead.string(c.resume_from, "JobAssignment.resume_from"),
             assignedAtMs: c.assigned_at_ms,
             reason: try CRead.string(c.reason, "JobAssignment.reason"),
-            freshStart: c.fresh_start != 0
+            freshStart: c.fresh_start != 0,
+            stopGraceSeconds: CRead.int(c.stop_grace_seconds)
         )
     }
 }
@@ -227,13 +229,15 @@ extension CheckpointPolicy: CMessageConvertible {
         c.every_epochs = UInt32(clamping: everyEpochs)
         c.every_steps = UInt64(clamping: everySteps)
         c.keep_last = UInt32(clamping: keepLast)
+        c.stop_grace_seconds = UInt32(clamping: stopGraceSeconds)
     }
 
     init(c: CMessage) throws(WireError) {
         self.init(
             everyEpochs: CRead.int(c.every_epochs),
             everySteps: CRead.int(c.every_steps),
-            keepLast: CRead.int(c.keep_last)
+            keepLast: CRead.int(c.keep_last),
+            stopGraceSeconds: CRead.int(c.stop_grace_seconds)
         )
     }
 }

@@ -4,7 +4,8 @@ import Foundation
 
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "node", abstract: "List nodes; cordon and uncordon them.", subcommands: [List.self, Cordon.self, Uncordon.self])
+        commandName: "node", abstract: "List nodes; cordon, uncordon and drain them.",
+        subcommands: [List.self, Cordon.self, Uncordon.self, Drain.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Nodes with capacity, usage and status.")
@@ -31,6 +32,50 @@ struct NodeCommand: AsyncParsableCommand {
             let data = try await options.client.call("POST", "/v1/nodes/\(id)/cordon", body: try JSONEncoder().encode(["reason": reason]))
             if options.json { return printJSON(data) }
             print("\(id) cordoned")
+        }
+    }
+
+    struct Drain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cordon a node and move every job off it, each after saving a checkpoint.",
+            discussion: """
+                Each job's trainer gets SIGTERM and its stop grace (the job's checkpoint.stopGraceSeconds, else the policy's \
+                remediation.stopGrace) to save a checkpoint and exit; it then restarts on another node from that checkpoint. \
+                Prints each job's progress until every job has moved (or finished), or --timeout passes (exit status 1).
+                """)
+        @OptionGroup var options: APIOptions
+        @Argument var id: String
+        @Option(name: .long, help: "Why, for the record.") var reason = ""
+        @Flag(name: .long, help: "Start the drain and return without waiting for the jobs to move.") var noWait = false
+        @Option(name: .long, help: "Seconds to wait for every job to move.") var timeout: Double = 900
+
+        func run() async throws {
+            let started = try await options.client.call("POST", "/v1/nodes/\(id)/drain", body: try JSONEncoder().encode(["reason": reason]))
+            var view = try options.client.decode(started, as: DrainView.self)
+            if !options.json { print("\(id) cordoned; draining \(view.jobs.count) job\(view.jobs.count == 1 ? "" : "s")") }
+            var shown: [String: String] = [:]
+            let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
+            while true {
+                if !options.json {
+                    for move in view.jobs where shown[move.job] != move.state {
+                        shown[move.job] = move.state
+                        print("\(move.job): \(move.state) — \(move.detail)")
+                    }
+                }
+                if noWait || view.done || ContinuousClock.now >= deadline { break }
+                try await Task.sleep(for: .milliseconds(500))
+                view = try options.client.decode(try await options.client.call("GET", "/v1/nodes/\(id)/drain"), as: DrainView.self)
+            }
+            if options.json {
+                printJSON(try JSONEncoder().encode(view))
+            } else {
+                printTable(["JOB", "STATE", "FROM", "CHECKPOINT SAVED", "EPOCH", "TO", "RESUMED FROM"], view.jobs.map { m in
+                    [m.job, m.state, "\(m.fromNode)#\(m.fromAttempt)", m.checkpointSaved ? "yes" : (m.state == "draining" ? "not yet" : "no"),
+                     m.checkpointEpoch.map(String.init) ?? "-", m.toAttempt.map { "\(m.toNode)#\($0)" } ?? "-", m.resumeFrom.isEmpty ? "-" : m.resumeFrom]
+                })
+                print(view.done ? "\(id) drained" : "\(id) not drained yet: \(noWait ? "run archon node drain \(id) again to follow it" : "timed out")")
+            }
+            if !noWait, !view.done { throw ExitCode(1) }
         }
     }
 

@@ -173,19 +173,22 @@ struct CLITests {
         let lines = try #require(logs["lines"])
         #expect((1...5).contains(lines.count), "\(lines)")
 
-        // stop: a slow job, while it runs; nothing restarts it and its assignment is withdrawn.
+        // stop: a slow job, while it runs; nothing restarts it. Its assignment says "stopped" with the stop grace
+        // (time to save a checkpoint) until the attempt has exited, then it is withdrawn.
         #expect(try await HTTP(base: controller.api, token: adminToken.token)
             .call("POST", "/v1/training/jobs", body: faultSpec("cli-slow", fault: "slow", epochs: 20, hyper: ["epochSeconds": "5"])).status == 201)
         _ = try await waitFor("cli-slow running") { try await cli.json(["job", "show", "cli-slow"], as: JobView.self).status == "running" ? true : nil }
         let stopped = try await cli.json(["job", "stop", "cli-slow"], as: JobView.self)
         #expect(stopped.status == "stopped")
-        #expect(try await fleet.assignment(node: "n1", job: "cli-slow") == nil)
+        let stopping = try await fleet.assignment(node: "n1", job: "cli-slow")
+        #expect(stopping == nil || (stopping?.desiredState == .stopped && stopping?.stopGraceSeconds == 10), "\(String(describing: stopping))")
         let ended = try await waitFor("cli-slow's attempt to end") { () -> JobView? in
             let job = try await cli.json(["job", "show", "cli-slow"], as: JobView.self)
             return (job.history.last?.endedAt ?? 0) > 0 ? job : nil
         }
         #expect(ended.status == "stopped")
         #expect(ended.history.count == 1)
+        _ = try await waitFor("cli-slow's assignment withdrawn once it exited") { try await fleet.assignment(node: "n1", job: "cli-slow") == nil ? true : nil }
 
         // A wrong token: a non-zero exit and the API's reason on stderr.
         let refused = try await cli.run(["job", "list", "--token", "wrong", "--json"])

@@ -39,10 +39,10 @@ let metricsRegistry: PrometheusCollectorRegistry = {
     return registry
 }()
 
-/// A policy for tests: the runbook's rules with short backoffs.
+/// A policy for tests: the runbook's rules with short backoffs and a short stop grace.
 func fastPolicyFile() throws -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString).json").path
-    let json = #"{"remediation": {"backoff": {"initial": "200ms", "max": "1s"}}}"#
+    let json = #"{"remediation": {"backoff": {"initial": "200ms", "max": "1s"}, "stopGrace": "10s"}}"#
     try json.write(toFile: path, atomically: true, encoding: .utf8)
     return path
 }

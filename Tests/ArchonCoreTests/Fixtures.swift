@@ -124,6 +124,8 @@ func lines(_ actions: [ControllerAction]) -> [String] {
             "assign \(a.spec.id)#\(a.attempt) → \(a.nodeID)\(a.resumeFrom.isEmpty ? "" : " resume \(a.resumeFrom)")"
         case .stop(let job, let node, let attempt, _):
             "stop \(job)#\(attempt) on \(node)"
+        case .stopGracefully(let a, _):
+            "stop \(a.spec.id)#\(a.attempt) on \(a.nodeID) grace \(a.stopGraceSeconds)s"
         case .cordon(let node, _): "cordon \(node)"
         case .uncordon(let node, _): "uncordon \(node)"
         case .pauseRetries(let dataset, _): "pause retries \(dataset)"

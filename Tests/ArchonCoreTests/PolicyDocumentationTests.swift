@@ -24,7 +24,7 @@ import Testing
     @Test func everySymptomStepAndActionIsDocumented() {
         for symptom in Symptom.allCases { #expect(doc.contains("`\(symptom.rawValue)`"), "symptom \(symptom.rawValue)") }
         for action in Remedy.actions { #expect(doc.contains("| `\(action)` |"), "step \(action)") }
-        for action in ["assign", "stop", "cordon", "uncordon", "pauseRetries", "resumeRetries", "freezeRemediation", "unfreezeRemediation", "publishEscalation", "rejectJob", "scheduleTimer", "cancelTimer"] {
+        for action in ["assign", "stop", "stopGracefully", "cordon", "uncordon", "pauseRetries", "resumeRetries", "freezeRemediation", "unfreezeRemediation", "publishEscalation", "rejectJob", "scheduleTimer", "cancelTimer"] {
             #expect(doc.contains("| `\(action)("), "action \(action)")
         }
         for rule in ["badNode", "badDataset", "systemResource", "multiAgent", "security"] {

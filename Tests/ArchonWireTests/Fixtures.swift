@@ -14,7 +14,7 @@ enum Fixtures {
         epochs: 90,
         dataSubset: 0.5,
         timeouts: Timeouts(perEpochSeconds: 1800, totalSeconds: 14_400, heartbeatSeconds: 120),
-        checkpoint: CheckpointPolicy(everyEpochs: 2, everySteps: 5000, keepLast: 5),
+        checkpoint: CheckpointPolicy(everyEpochs: 2, everySteps: 5000, keepLast: 5, stopGraceSeconds: 600),
         resources: Resources(memoryBytes: 16 << 30, cpuCores: 7.5, gpuClass: "a100-40gb", gpuCount: 2, diskBytes: 100 << 30),
         dataset: "imagenet-subset-v3",
         dataQualityCheck: true,
@@ -41,7 +41,8 @@ enum Fixtures {
         resumeFrom: "/var/lib/archon/ckpt/resnet-7/epoch-0004.pt",
         assignedAtMs: 1_732_870_400_000,
         reason: "oom: batchSize 32 -> 16, gradientAccumulationSteps 2 -> 4",
-        freshStart: true
+        freshStart: true,
+        stopGraceSeconds: 300
     )
 
     static let nodeStatus = NodeStatus(

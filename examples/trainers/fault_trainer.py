@@ -38,6 +38,10 @@ big_checkpoint     trains normally, but every checkpoint carries ``checkpointMB`
                    (default 8) of padding: on a disk without that room the write fails
                    for real (``OSError: [Errno 28] No space left on device``, reported
                    as crash, exit 1; the agent classifies it as a node fault, disk full)
+slow_save          as slow, but on SIGTERM (a drain, a move, an operator stop) saves like a
+                   large model: takes ``saveSeconds`` (default 3) to write a checkpoint of
+                   the last finished epoch, reports it, and exits 143 (128 + SIGTERM); with
+                   no epoch finished yet it exits at once, saving nothing
 hostile_numbers    trains normally (finite losses) but reports every other number as
                    the contract allows and no controller should trust: epoch durations
                    "NaN" and "Infinity", a learning rate of 1e300, validation accuracy
@@ -71,7 +75,7 @@ except ImportError:  # run from the repository: the helper lives in clients/pyth
 from archon_trainer import DataCorruption
 
 FAULTS = ("none", "missing_dataset", "permission", "corrupt", "hang", "hang_once", "slow", "crash", "crash_once",
-          "nan", "memory", "oom_once", "big_checkpoint", "hostile_numbers")
+          "nan", "memory", "oom_once", "big_checkpoint", "hostile_numbers", "slow_save")
 
 
 def log(msg):
@@ -175,7 +179,7 @@ def train(run=None):
     epochs = int(cfg["epochs"])
     lr = float(cfg["learningRate"])
     steps_per_epoch = max(1, run.hyperparameter("stepsPerEpoch", 10, int))
-    epoch_seconds = run.hyperparameter("epochSeconds", 2.0 if fault == "slow" else 0.0, float)
+    epoch_seconds = run.hyperparameter("epochSeconds", 2.0 if fault in ("slow", "slow_save") else 0.0, float)
     heartbeat_every = run.hyperparameter("heartbeatEvery", 1.0, float)
     pad_mib = run.hyperparameter("checkpointMB", 8.0, float) if fault == "big_checkpoint" else 0.0
     log(f"fault_trainer job={run.job_id} attempt={attempt} fault={fault} epochs={epochs}")
@@ -213,6 +217,24 @@ def train(run=None):
     nan_at = run.hyperparameter("nanAtEpoch", 2, int)
     nan_above = run.hyperparameter("nanAboveLR", 0.0, float)
     beater = Beater(run, heartbeat_every)
+    stop = []
+    if fault == "slow_save":
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
+    done_epoch, done_step = start_epoch - 1, step
+
+    def save_and_exit():
+        """SIGTERM: save the last finished epoch slowly, report it, exit 128 + SIGTERM."""
+        if done_epoch < 1:
+            log("SIGTERM before the first epoch finished: nothing to save")
+            sys.exit(128 + signal.SIGTERM)
+        seconds = run.hyperparameter("saveSeconds", 3.0, float)
+        log(f"SIGTERM: saving epoch {done_epoch} (takes {seconds:g}s)")
+        time.sleep(seconds)
+        loss = 2.3 * math.exp(-0.35 * done_epoch) + 0.05
+        path = run.save_checkpoint(done_epoch, done_step, lambda tmp: write_state(tmp, done_epoch, done_step, loss), suffix=".json")
+        log(f"checkpoint {path} saved on SIGTERM")
+        sys.exit(128 + signal.SIGTERM)
+
     for epoch in range(start_epoch, epochs + 1):
         t0 = time.monotonic()
         loss = 2.3 * math.exp(-0.35 * epoch) + 0.05
@@ -222,6 +244,8 @@ def train(run=None):
             step += 1
             if epoch_seconds > 0:
                 beater.sleep(epoch_seconds / steps_per_epoch)
+            if stop:
+                save_and_exit()
             if i == steps_per_epoch // 2:
                 speed = math.inf if fault == "hostile_numbers" else 32 / max(epoch_seconds / steps_per_epoch, 1e-3)
                 run.step(step, epoch, loss, lr, speed)
@@ -237,6 +261,9 @@ def train(run=None):
         if run.should_checkpoint(epoch, final_epoch=epochs):
             path = run.save_checkpoint(epoch, step, lambda tmp: write_state(tmp, epoch, step, loss, pad_mib), suffix=".json")
             log(f"checkpoint {path}")
+        done_epoch, done_step = epoch, step
+        if stop:
+            save_and_exit()
         if fault in ("hang", "hang_once"):
             log("hanging")
             while True:

@@ -467,6 +467,47 @@ def test_fault_slow_epochs_with_heartbeats(tmp_path):
     assert len(res.of("heartbeat")) >= 4
 
 
+def test_fault_slow_save_checkpoints_on_sigterm_and_resumes_there(tmp_path):
+    # No regular checkpoints: the only one is the one saved on SIGTERM.
+    cfg = {"epochs": 6, "checkpoint": {"everyEpochs": 0},
+           "hyperparameters": {"fault": "slow_save", "epochSeconds": "0.4", "saveSeconds": "0.5", "heartbeatEvery": "0"}}
+    proc, r = start(FAULT, str(tmp_path), cfg)
+    buf = b""
+    try:
+        deadline = time.monotonic() + 20
+        while buf.count(b'"type":"epoch"') < 2 and time.monotonic() < deadline:
+            ready, _, _ = select.select([r], [], [], 0.2)
+            if ready:
+                buf += os.read(r, 65536)
+        assert buf.count(b'"type":"epoch"') >= 2
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        assert time.monotonic() - t0 >= 0.5, "the save takes saveSeconds"
+        while True:
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        os.close(r)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    events = [json.loads(x) for x in buf.decode().splitlines()]
+    saved = [e for e in events if e["type"] == "checkpoint"]
+    assert len(saved) == 1 and events[-1] == saved[0], events
+    last_epoch = max(e["epoch"] for e in events if e["type"] == "epoch")
+    assert saved[0]["epoch"] == last_epoch and os.path.exists(saved[0]["path"])
+
+    res = fault(tmp_path, "slow_save", dict(cfg, hyperparameters=dict(cfg["hyperparameters"], epochSeconds="0")),
+                attempt=2, resume=saved[0]["path"])
+    assert res.rc == 0, res.err
+    assert f"continuing at epoch {last_epoch + 1}" in res.out
+    assert [e["epoch"] for e in res.epochs] == list(range(last_epoch + 1, 7))
+
+
 def test_fault_hang_goes_silent(tmp_path):
     cfg = {"epochs": 3, "hyperparameters": {"fault": "hang"}}
     proc, r = start(FAULT, str(tmp_path), cfg)

@@ -643,7 +643,7 @@ const ProtobufCMessageDescriptor archon__v1__timeouts__descriptor =
   (ProtobufCMessageInit) archon__v1__timeouts__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor archon__v1__checkpoint_policy__field_descriptors[3] =
+static const ProtobufCFieldDescriptor archon__v1__checkpoint_policy__field_descriptors[4] =
 {
   {
     "every_epochs",
@@ -681,16 +681,29 @@ static const ProtobufCFieldDescriptor archon__v1__checkpoint_policy__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "stop_grace_seconds",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__CheckpointPolicy, stop_grace_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned archon__v1__checkpoint_policy__field_indices_by_name[] = {
   0,   /* field[0] = every_epochs */
   1,   /* field[1] = every_steps */
   2,   /* field[2] = keep_last */
+  3,   /* field[3] = stop_grace_seconds */
 };
 static const ProtobufCIntRange archon__v1__checkpoint_policy__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor archon__v1__checkpoint_policy__descriptor =
 {
@@ -700,7 +713,7 @@ const ProtobufCMessageDescriptor archon__v1__checkpoint_policy__descriptor =
   "Archon__V1__CheckpointPolicy",
   "archon.v1",
   sizeof(Archon__V1__CheckpointPolicy),
-  3,
+  4,
   archon__v1__checkpoint_policy__field_descriptors,
   archon__v1__checkpoint_policy__field_indices_by_name,
   1,  archon__v1__checkpoint_policy__number_ranges,
@@ -1316,7 +1329,7 @@ const ProtobufCEnumDescriptor archon__v1__job_assignment__desired_state__descrip
   archon__v1__job_assignment__desired_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor archon__v1__job_assignment__field_descriptors[9] =
+static const ProtobufCFieldDescriptor archon__v1__job_assignment__field_descriptors[10] =
 {
   {
     "spec",
@@ -1426,6 +1439,18 @@ static const ProtobufCFieldDescriptor archon__v1__job_assignment__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "stop_grace_seconds",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__JobAssignment, stop_grace_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned archon__v1__job_assignment__field_indices_by_name[] = {
   6,   /* field[6] = assigned_at_ms */
@@ -1437,11 +1462,12 @@ static const unsigned archon__v1__job_assignment__field_indices_by_name[] = {
   7,   /* field[7] = reason */
   5,   /* field[5] = resume_from */
   0,   /* field[0] = spec */
+  9,   /* field[9] = stop_grace_seconds */
 };
 static const ProtobufCIntRange archon__v1__job_assignment__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor archon__v1__job_assignment__descriptor =
 {
@@ -1451,7 +1477,7 @@ const ProtobufCMessageDescriptor archon__v1__job_assignment__descriptor =
   "Archon__V1__JobAssignment",
   "archon.v1",
   sizeof(Archon__V1__JobAssignment),
-  9,
+  10,
   archon__v1__job_assignment__field_descriptors,
   archon__v1__job_assignment__field_indices_by_name,
   1,  archon__v1__job_assignment__number_ranges,

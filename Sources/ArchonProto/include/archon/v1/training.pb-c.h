@@ -150,10 +150,15 @@ struct  Archon__V1__CheckpointPolicy
    * How many of the newest verified checkpoints to keep (runbook default 3). 0 = keep all.
    */
   uint32_t keep_last;
+  /*
+   * Seconds a drain or operator stop waits after SIGTERM for the trainer to save a checkpoint and exit,
+   * before SIGKILL. 0 = the controller policy's remediation.stopGrace.
+   */
+  uint32_t stop_grace_seconds;
 };
 #define ARCHON__V1__CHECKPOINT_POLICY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&archon__v1__checkpoint_policy__descriptor) \
-    , 0, 0, 0 }
+    , 0, 0, 0, 0 }
 
 
 /*
@@ -360,10 +365,15 @@ struct  Archon__V1__JobAssignment
    * suspect, e.g. written while the loss was already diverging). Overrides resume_from.
    */
   protobuf_c_boolean fresh_start;
+  /*
+   * With DESIRED_STATE_STOPPED: seconds between SIGTERM and SIGKILL, the trainer's time to save a checkpoint
+   * and exit (a drain, a move, an operator stop). 0 = the agent's own --grace-period.
+   */
+  uint32_t stop_grace_seconds;
 };
 #define ARCHON__V1__JOB_ASSIGNMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&archon__v1__job_assignment__descriptor) \
-    , NULL, 0, 0, ARCHON__V1__JOB_ASSIGNMENT__DESIRED_STATE__DESIRED_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
+    , NULL, 0, 0, ARCHON__V1__JOB_ASSIGNMENT__DESIRED_STATE__DESIRED_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 /*
