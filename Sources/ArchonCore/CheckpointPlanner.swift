@@ -22,27 +22,22 @@ public enum CheckpointPlanner {
         }
     }
 
-    /// Splits checkpoints into those kept (the newest `keepLast` verified ones; all verified when 0) and those
-    /// to delete (older verified ones, and unverified ones older than the newest verified). Both oldest first.
+    /// Splits checkpoints, oldest written first, into those the agents still keep and those they deleted. Each
+    /// node's agent keeps the last `keepLast` checkpoints of a job in the order they were written, across attempts
+    /// (all when 0); the core agrees, so it never resumes from a deleted one. Write order, not epoch: after a
+    /// restart from an earlier epoch the new line's low epochs are the newest files. Both oldest first.
     public static func retention(_ checkpoints: [CheckpointRecord], keepLast: Int) -> (keep: [CheckpointRecord], discard: [CheckpointRecord]) {
-        let ordered = newestFirst(checkpoints)
+        guard keepLast > 0 else { return (checkpoints, []) }
+        var kept: [String: Int] = [:]
         var keep: [CheckpointRecord] = []
         var discard: [CheckpointRecord] = []
-        var verifiedKept = 0
-        var seenVerified = false
-        for checkpoint in ordered {
-            if checkpoint.verified {
-                seenVerified = true
-                if keepLast == 0 || verifiedKept < keepLast {
-                    keep.append(checkpoint)
-                    verifiedKept += 1
-                } else {
-                    discard.append(checkpoint)
-                }
-            } else if seenVerified {
-                discard.append(checkpoint)
+        for checkpoint in checkpoints.reversed() {
+            let count = kept[checkpoint.nodeID, default: 0]
+            if count < keepLast {
+                keep.append(checkpoint)
+                kept[checkpoint.nodeID] = count + 1
             } else {
-                keep.append(checkpoint)  // newer than any verified one: may still be verified
+                discard.append(checkpoint)
             }
         }
         return (keep.reversed(), discard.reversed())

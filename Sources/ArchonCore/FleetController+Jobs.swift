@@ -216,6 +216,7 @@ extension FleetController {
 
     private mutating func recordCheckpoint(_ job: inout JobRecord, _ written: CheckpointWritten, attempt: Int, node: String, at now: Int64) {
         guard !job.checkpoints.contains(where: { $0.path == written.path && $0.sha256 == written.sha256 }) else { return }
+        job.checkpoints.removeAll { $0.path == written.path && $0.nodeID == node }  // rewritten: the agent replaces its record too
         job.checkpoints.append(CheckpointRecord(
             path: written.path, epoch: written.epoch, step: written.step, sha256: written.sha256,
             sizeBytes: written.sizeBytes, attempt: attempt, nodeID: node, writtenAtMs: now))
