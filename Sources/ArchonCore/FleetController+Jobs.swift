@@ -348,7 +348,15 @@ extension FleetController {
             }
             jobFinished(jobID, Reason(symptom: "job stopped", evidence: "the agent reported a stop request", rule: "a finished job leaves the desired state"), at: now, &out)
             placeWaitingJobs(at: now, &out)
-        case .failed(let finding):
+        case .failed(var finding):
+            if finding.symptom == .divergingLoss, finding.badEpoch == nil {
+                // The trainer, not the epoch metrics, says it diverged: resume from before the loss began to rise.
+                // Without metrics only the line up to where this attempt resumed is trusted.
+                let record = job.history[index]
+                let rise = record.signals.loss.riseStartAtExit() ?? record.resumeCheckpoint.map { $0.epoch.addingSaturated(1) } ?? 1
+                finding.badEpoch = rise
+                finding.evidence += "; checkpoints from epoch \(rise) on are suspect"
+            }
             fail(jobID, finding, processMayBeAlive: false, at: now, &out)
         }
     }
