@@ -22,35 +22,104 @@ public enum CheckpointPlanner {
         }
     }
 
-    /// Splits checkpoints into those kept (the newest `keepLast` verified ones; all verified when 0) and those
-    /// to delete (older verified ones, and unverified ones older than the newest verified). Both oldest first.
+    /// Splits checkpoints, oldest written first, into those the agents still keep and those they deleted. Each
+    /// node's agent keeps the last `keepLast` checkpoints of a job in the order they were written, across attempts
+    /// (all when 0); the core agrees, so it never resumes from a deleted one. Write order, not epoch: after a
+    /// restart from an earlier epoch the new line's low epochs are the newest files. Both oldest first.
     public static func retention(_ checkpoints: [CheckpointRecord], keepLast: Int) -> (keep: [CheckpointRecord], discard: [CheckpointRecord]) {
-        let ordered = newestFirst(checkpoints)
+        guard keepLast > 0 else { return (checkpoints, []) }
+        var kept: [String: Int] = [:]
         var keep: [CheckpointRecord] = []
         var discard: [CheckpointRecord] = []
-        var verifiedKept = 0
-        var seenVerified = false
-        for checkpoint in ordered {
-            if checkpoint.verified {
-                seenVerified = true
-                if keepLast == 0 || verifiedKept < keepLast {
-                    keep.append(checkpoint)
-                    verifiedKept += 1
-                } else {
-                    discard.append(checkpoint)
-                }
-            } else if seenVerified {
-                discard.append(checkpoint)
+        for checkpoint in checkpoints.reversed() {
+            let count = kept[checkpoint.nodeID, default: 0]
+            if count < keepLast {
+                keep.append(checkpoint)
+                kept[checkpoint.nodeID] = count + 1
             } else {
-                keep.append(checkpoint)  // newer than any verified one: may still be verified
+                discard.append(checkpoint)
             }
         }
         return (keep.reversed(), discard.reversed())
+    }
+
+    /// The checkpoints on the line the next attempt continues: those of the latest attempt in `history`, then,
+    /// walking back through each attempt's `resumeCheckpoint`, those its ancestors wrote up to the checkpoint the
+    /// line resumed from. A start from scratch ends the line, so the checkpoints of abandoned attempts (after a
+    /// fresh start, or written after the point a later attempt resumed from) are never candidates.
+    /// O(attempts + checkpoints) of one job.
+    public static func lineage(_ checkpoints: [CheckpointRecord], history: [AttemptRecord]) -> [CheckpointRecord] {
+        guard var attempt = history.last else { return [] }
+        let byAttempt = Dictionary(history.map { ($0.attempt, $0) }, uniquingKeysWith: { _, last in last })
+        // Per attempt on the line, the newest (epoch, step) of it that the line continues from.
+        var limits: [Int: (epoch: Int, step: Int)] = [:]
+        var limit = (epoch: Int.max, step: Int.max)
+        // State written before lineage was kept: an attempt resumed from a path no longer known. Its ancestry is
+        // unknown, so every older attempt's checkpoints stay candidates (the rule before lineage).
+        var unknownBelow: Int?
+        while true {
+            limits[attempt.attempt] = limit
+            let from: CheckpointRecord?
+            if let known = attempt.resumeCheckpoint {
+                from = known
+            } else if !attempt.resumeFrom.isEmpty {
+                from = checkpoints.last { $0.path == attempt.resumeFrom }
+                if from == nil { unknownBelow = attempt.attempt }
+            } else {
+                from = nil  // started from scratch: the line begins here
+            }
+            guard let from, from.attempt < attempt.attempt else { break }
+            if (from.epoch, from.step) < (limit.epoch, limit.step) { limit = (from.epoch, from.step) }
+            guard let parent = byAttempt[from.attempt] else {
+                limits[from.attempt] = limit
+                break
+            }
+            attempt = parent
+        }
+        return checkpoints.filter { checkpoint in
+            if let l = limits[checkpoint.attempt] { return (checkpoint.epoch, checkpoint.step) <= (l.epoch, l.step) }
+            return unknownBelow.map { checkpoint.attempt < $0 } ?? false
+        }
     }
 
     /// The checkpoint to resume from: the newest verified one, written before `beforeEpoch` when given
     /// (checkpoints of a diverged epoch hold the diverged weights). nil = start from scratch.
     public static func resumePoint(_ checkpoints: [CheckpointRecord], beforeEpoch: Int? = nil) -> CheckpointRecord? {
         newestFirst(checkpoints).first { checkpoint in checkpoint.verified && (beforeEpoch.map { checkpoint.epoch < $0 } ?? true) }
+    }
+}
+
+/// Which checkpoint the next attempt resumes from, and why.
+public struct ResumeChoice: Sendable, Hashable {
+    /// nil = start from scratch.
+    public var checkpoint: CheckpointRecord?
+    /// The agent must not fall back to its own newest checkpoint: the job has checkpoints, none may be resumed from.
+    public var freshStart: Bool
+    /// In words, e.g. "resume from epoch 4 (attempt 2), before the loss began to rise at epoch 5"; nil when the job
+    /// has no checkpoint and no divergence to avoid (nothing was chosen).
+    public var why: String?
+}
+
+extension CheckpointPlanner {
+    /// The resume point of the attempt after `history`'s last: the newest verified checkpoint on its line
+    /// (``lineage(_:history:)``) among those the agents keep, written before `beforeEpoch` when a divergence
+    /// began there.
+    public static func choose(_ checkpoints: [CheckpointRecord], history: [AttemptRecord], beforeEpoch: Int?) -> ResumeChoice {
+        let line = lineage(checkpoints, history: history)
+        if let chosen = resumePoint(line, beforeEpoch: beforeEpoch) {
+            let step = chosen.step > 0 ? " step \(chosen.step)" : ""
+            let because = beforeEpoch.map { "before the loss began to rise at epoch \($0)" } ?? "the newest kept checkpoint of the current line"
+            return ResumeChoice(checkpoint: chosen, freshStart: false, why: "resume from epoch \(chosen.epoch)\(step) (attempt \(chosen.attempt)), \(because)")
+        }
+        let known = checkpoints.contains(where: \.verified)
+        guard known || beforeEpoch != nil else { return ResumeChoice(checkpoint: nil, freshStart: false, why: nil) }
+        let abandoned = checkpoints.count - line.count
+        let skipped = abandoned > 0 ? " (\(abandoned) checkpoint\(abandoned == 1 ? "" : "s") of abandoned attempts skipped)" : ""
+        let why = if let beforeEpoch {
+            "start from scratch: no kept checkpoint of the current line precedes epoch \(beforeEpoch), where the loss began to rise\(skipped)"
+        } else {
+            "start from scratch: no kept checkpoint is on the current line\(skipped)"
+        }
+        return ResumeChoice(checkpoint: nil, freshStart: true, why: why)
     }
 }

@@ -94,12 +94,16 @@ extension FleetController {
                 jobID: job.spec.id, nodeID: job.desiredNode, attempt: job.attempt,
                 reason: Reason(symptom: "job moved", evidence: "attempt \(attempt) runs on \(node)", rule: "one node runs a job")))
         }
-        let resume = CheckpointPlanner.resumePoint(job.checkpoints, beforeEpoch: plan.resumeBeforeEpoch)?.path ?? ""
-        // Checkpoints exist but none predates the failure: the agent must not fall back to its newest one.
-        let freshStart = resume.isEmpty && plan.resumeBeforeEpoch != nil
+        // Only checkpoints of this attempt's line (not of abandoned attempts), still kept, before any divergence.
+        let choice = CheckpointPlanner.choose(job.checkpoints, history: job.history, beforeEpoch: plan.resumeBeforeEpoch)
+        let resume = choice.checkpoint?.path ?? ""
+        // Checkpoints exist but none may be resumed from: the agent must not fall back to its newest one.
+        let freshStart = choice.freshStart
+        var reason = plan.reason
+        if let why = choice.why { reason.rule = reason.rule.isEmpty ? why : "\(reason.rule); \(why)" }
         job.history.append(AttemptRecord(
             attempt: attempt, nodeID: node, action: plan.action, configChange: plan.configChange,
-            resumeFrom: resume, freshStart: freshStart, assignedAtMs: now))
+            resumeFrom: resume, freshStart: freshStart, resumeCheckpoint: choice.checkpoint, resumeChoice: choice.why, assignedAtMs: now))
         job.attempt = attempt
         job.nodeID = node
         job.desiredNode = node
@@ -111,8 +115,8 @@ extension FleetController {
         spec.config = plan.config
         let assignment = JobAssignment(
             spec: spec, attempt: attempt, fencingEpoch: state.fencingEpoch, desiredState: .running, nodeID: node,
-            resumeFrom: resume, assignedAtMs: now, reason: plan.reason.description, freshStart: freshStart)
-        out.append(.assign(assignment, reason: plan.reason))
+            resumeFrom: resume, assignedAtMs: now, reason: reason.description, freshStart: freshStart)
+        out.append(.assign(assignment, reason: reason))
     }
 
     /// Places every job waiting for room, oldest first.
@@ -216,6 +220,7 @@ extension FleetController {
 
     private mutating func recordCheckpoint(_ job: inout JobRecord, _ written: CheckpointWritten, attempt: Int, node: String, at now: Int64) {
         guard !job.checkpoints.contains(where: { $0.path == written.path && $0.sha256 == written.sha256 }) else { return }
+        job.checkpoints.removeAll { $0.path == written.path && $0.nodeID == node }  // rewritten: the agent replaces its record too
         job.checkpoints.append(CheckpointRecord(
             path: written.path, epoch: written.epoch, step: written.step, sha256: written.sha256,
             sizeBytes: written.sizeBytes, attempt: attempt, nodeID: node, writtenAtMs: now))
@@ -343,7 +348,15 @@ extension FleetController {
             }
             jobFinished(jobID, Reason(symptom: "job stopped", evidence: "the agent reported a stop request", rule: "a finished job leaves the desired state"), at: now, &out)
             placeWaitingJobs(at: now, &out)
-        case .failed(let finding):
+        case .failed(var finding):
+            if finding.symptom == .divergingLoss, finding.badEpoch == nil {
+                // The trainer, not the epoch metrics, says it diverged: resume from before the loss began to rise.
+                // Without metrics only the line up to where this attempt resumed is trusted.
+                let record = job.history[index]
+                let rise = record.signals.loss.riseStartAtExit() ?? record.resumeCheckpoint.map { $0.epoch.addingSaturated(1) } ?? 1
+                finding.badEpoch = rise
+                finding.evidence += "; checkpoints from epoch \(rise) on are suspect"
+            }
             fail(jobID, finding, processMayBeAlive: false, at: now, &out)
         }
     }

@@ -35,6 +35,12 @@ public struct AttemptRecord: Codable, Sendable, Hashable {
     public internal(set) var resumeFrom: String
     /// The assignment told the agent to start from scratch (no checkpoint predates the failure).
     public internal(set) var freshStart = false
+    /// The checkpoint it resumed from: its lineage link. Checkpoints of other lines are never resumed from later.
+    /// nil for a start from scratch (and in state written before lineage was kept).
+    public internal(set) var resumeCheckpoint: CheckpointRecord?
+    /// Which checkpoint it resumes from and why, e.g. "resume from epoch 4 (attempt 2), before the loss began to
+    /// rise at epoch 5"; nil when the job had no checkpoint to choose from.
+    public internal(set) var resumeChoice: String?
     public internal(set) var assignedAtMs: Int64
     public internal(set) var acceptedAtMs: Int64 = 0
     public internal(set) var startedAtMs: Int64 = 0

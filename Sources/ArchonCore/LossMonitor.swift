@@ -37,6 +37,21 @@ public struct LossMonitor: Codable, Sendable, Hashable {
         return lowest == firstEpoch ? lowest : lowest.addingSaturated(1)
     }
 
+    /// The first epoch whose checkpoint cannot be trusted when the trainer itself reports divergence at exit: the
+    /// epoch after the lowest point of the rising run the tracked losses end with (the one after the last reported
+    /// epoch when they end falling). A run that starts where tracking starts may have begun earlier, so that epoch
+    /// is distrusted too. nil when the attempt reported no epoch.
+    func riseStartAtExit() -> Int? {
+        guard let last = epochs.last else { return nil }
+        var start = losses.count - 1
+        while start > 0, losses[start - 1] < losses[start] {
+            start -= 1
+        }
+        if start == losses.count - 1 { return last.addingSaturated(1) }  // not rising: only the unreported epochs are suspect
+        let lowest = epochs[start]
+        return start == 0 ? lowest : lowest.addingSaturated(1)
+    }
+
     /// Feeds one epoch; returns what it shows, divergence first.
     public mutating func observe(_ m: EpochMetrics, policy: DetectionPolicy) -> [LossSignal] {
         let d = policy.divergence

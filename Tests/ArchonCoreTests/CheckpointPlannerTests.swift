@@ -23,12 +23,14 @@ import Testing
         #expect(CheckpointPlanner.isDue(bySteps, epoch: 1, step: 1000, last: checkpoint(5)))
     }
 
-    @Test func theLastThreeVerifiedAreKept() {
-        let all = [checkpoint(1), checkpoint(2), checkpoint(3, verified: false), checkpoint(4), checkpoint(5), checkpoint(6, verified: false)]
+    /// Like each node's agent: the last `keepLast` written, per node, whatever their epochs.
+    @Test func theLastThreeWrittenOnEachNodeAreKept() {
+        func on(_ node: String, _ c: CheckpointRecord) -> CheckpointRecord { var c = c; c.nodeID = node; return c }
+        let all = [checkpoint(5), checkpoint(6), on("n2", checkpoint(7)), checkpoint(1), checkpoint(2), checkpoint(3, verified: false)]
         let (keep, discard) = CheckpointPlanner.retention(all, keepLast: 3)
-        #expect(keep.map(\.epoch) == [2, 4, 5, 6])  // 6 is newer than any verified one: it may still verify
-        #expect(discard.map(\.epoch) == [1, 3])
-        #expect(CheckpointPlanner.retention(all, keepLast: 0).discard.map(\.epoch) == [3])
+        #expect(keep.map(\.epoch) == [7, 1, 2, 3])  // written after 5 and 6: the agent deleted those
+        #expect(discard.map(\.epoch) == [5, 6])
+        #expect(CheckpointPlanner.retention(all, keepLast: 0).discard.isEmpty)
     }
 
     @Test func resumeFromTheLatestVerifiedBeforeADivergedEpoch() {
