@@ -153,7 +153,7 @@ public final class GPUSampler: Sendable {
             drained.signal()
         }
         let pid = process.processIdentifier
-        if exited.wait(timeout: .now() + timeout.dispatchInterval) == .timedOut {
+        if exited.wait(timeout: .now() + .milliseconds(Int(clamping: timeout.millis))) == .timedOut {
             kill(pid, SIGKILL)
             return .timedOut(pid: pid)
         }
@@ -173,11 +173,4 @@ private final class OutputBuffer: Sendable {
     private let bytes = Mutex(Data())
     func store(_ data: Data) { bytes.withLock { $0 = data } }
     var data: Data { bytes.withLock { $0 } }
-}
-
-extension Duration {
-    fileprivate var dispatchInterval: DispatchTimeInterval {
-        let (seconds, attoseconds) = components
-        return .nanoseconds(Int(clamping: min(max(seconds, 0), 1_000_000)) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
-    }
 }

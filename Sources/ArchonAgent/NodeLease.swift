@@ -23,16 +23,10 @@ public struct NodeLease: Sendable {
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
-    /// Records contact at `ms`; written whole (via rename), so a shim never reads half a number.
+    /// Records contact at `ms`, written whole (atomically, as the agent's other state files), so a shim never reads
+    /// half a number.
     public func renew(at ms: Int64 = NodeLease.monotonicMs()) {
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data("\(ms)\n".utf8)) else { return }
-        rename(temporary, path)
-    }
-
-    /// The recorded contact time, or nil when there is none.
-    public func read() -> Int64? {
-        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        try? Data("\(ms)\n".utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }
 

@@ -40,6 +40,24 @@ private let canMountTmpfs: Bool = {
     return true
 }()
 
+/// With n1 the fleet's only node, submits `spec` (job `jobID`) and waits until its first attempt is on n1; then adds
+/// n2 and waits until the job has completed. The job as it ended.
+private func runOnN1ThenN2(_ jobID: String, spec: String, fleet: FleetHarness, api: HTTP) async throws -> JobView {
+    let submitted = try await api.call("POST", "/v1/training/jobs", body: spec)
+    #expect(submitted.status == 201, "\(submitted.text)")
+    _ = try await waitFor("attempt 1 on n1") {
+        try await api.call("GET", "/v1/training/jobs/\(jobID)").json(JobView.self).history.first { $0.node == "n1" }
+    }
+    // Only now a second node: the first placement had one choice.
+    try await fleet.startAgent("n2")
+    let job = try await waitFor("job \(jobID) completed", timeout: .seconds(60)) {
+        let job = try await api.call("GET", "/v1/training/jobs/\(jobID)").json(JobView.self)
+        return job.status == "completed" ? job : nil
+    }
+    #expect(job.history.map(\.node) == ["n1", "n2"])
+    return job
+}
+
 /// Issue #10 part 5, end to end: a node whose disk fills is reported and its job moves, with real agents, a real
 /// trainer and a real full disk.
 @Suite("Node resource faults with real agents", .serialized)
@@ -56,19 +74,7 @@ struct NodeResourceFaultTests {
         _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
 
         let spec = faultSpec("fills-disk", fault: "big_checkpoint", epochs: 2, hyper: ["checkpointMB": "4"])
-        let submitted = try await api.call("POST", "/v1/training/jobs", body: spec)
-        #expect(submitted.status == 201, "\(submitted.text)")
-        _ = try await waitFor("attempt 1 on n1") {
-            try await api.call("GET", "/v1/training/jobs/fills-disk").json(JobView.self).history.first { $0.node == "n1" }
-        }
-        // Only now a second node: the first placement had one choice.
-        try await fleet.startAgent("n2")
-
-        let job = try await waitFor("job fills-disk completed", timeout: .seconds(60)) {
-            let job = try await api.call("GET", "/v1/training/jobs/fills-disk").json(JobView.self)
-            return job.status == "completed" ? job : nil
-        }
-        #expect(job.history.map(\.node) == ["n1", "n2"])
+        let job = try await runOnN1ThenN2("fills-disk", spec: spec, fleet: fleet, api: api)
         #expect(job.history[0].failureClass == "node_fault", "\(job.history[0])")
         #expect(job.history[0].outcome.contains("disk full on node n1: "), "\(job.history[0].outcome)")
         #expect(job.history[1].action.hasPrefix("re-place: node n1 is a bad node"), "\(job.history[1].action)")
@@ -107,16 +113,7 @@ struct NodeResourceFaultTests {
         }
         try? filler.close()
 
-        #expect(try await api.call("POST", "/v1/training/jobs", body: faultSpec("no-room", fault: "none", epochs: 1)).status == 201)
-        _ = try await waitFor("attempt 1 on n1") {
-            try await api.call("GET", "/v1/training/jobs/no-room").json(JobView.self).history.first { $0.node == "n1" }
-        }
-        try await fleet.startAgent("n2")
-        let job = try await waitFor("job no-room completed", timeout: .seconds(60)) {
-            let job = try await api.call("GET", "/v1/training/jobs/no-room").json(JobView.self)
-            return job.status == "completed" ? job : nil
-        }
-        #expect(job.history.map(\.node) == ["n1", "n2"])
+        let job = try await runOnN1ThenN2("no-room", spec: faultSpec("no-room", fault: "none", epochs: 1), fleet: fleet, api: api)
         #expect(job.history[0].startedAt == 0, "no trainer ran on n1")
         #expect(job.history[0].outcome.contains("disk full on node n1: agent could not start the job: cannot write \(smallDisk)/jobs/no-room/checkpoints/.archon-write-check: No space left on device (ENOSPC)"),
                 "\(job.history[0].outcome)")
@@ -138,16 +135,7 @@ struct NodeResourceFaultTests {
         let api = HTTP(base: controller.api, token: adminToken.token)
         _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
 
-        #expect(try await api.call("POST", "/v1/training/jobs", body: faultSpec("read-only", fault: "none", epochs: 1)).status == 201)
-        _ = try await waitFor("attempt 1 on n1") {
-            try await api.call("GET", "/v1/training/jobs/read-only").json(JobView.self).history.first { $0.node == "n1" }
-        }
-        try await fleet.startAgent("n2")
-        let job = try await waitFor("job read-only completed", timeout: .seconds(60)) {
-            let job = try await api.call("GET", "/v1/training/jobs/read-only").json(JobView.self)
-            return job.status == "completed" ? job : nil
-        }
-        #expect(job.history.map(\.node) == ["n1", "n2"])
+        let job = try await runOnN1ThenN2("read-only", spec: faultSpec("read-only", fault: "none", epochs: 1), fleet: fleet, api: api)
         #expect(job.history[0].failureClass == "node_fault")
         #expect(job.history[0].startedAt == 0, "no trainer ran on n1")
         #expect(job.history[0].outcome.contains("checkpoint directory not writable on node n1: agent could not start the job: cannot write \(checkpoints)/.archon-write-check: Read-only file system (EROFS)"),
