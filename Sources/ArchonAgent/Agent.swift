@@ -70,7 +70,13 @@ public actor Agent: Service {
     public func run() async throws {
         logger.info("agent.starting", metadata: ["agent.work_dir": "\(config.workDirectory)",
                                                  "agent.memory_enforcement": "\(enforcer.capabilities.memory.rawValue)",
-                                                 "agent.run_as": "\(config.runAs?.description ?? "the agent's user")"])
+                                                 "agent.run_as": "\(config.runAs?.description ?? "the agent's user")",
+                                                 "agent.checkpoint_storage": "\(config.checkpointStorage)"])
+        if config.checkpointStorage.shared, !FileManager.default.fileExists(atPath: config.checkpointStorage.root) {
+            logger.error("agent.checkpoint_storage.missing", metadata: [
+                "reason": "shared checkpoint root \(config.checkpointStorage.root) does not exist (not mounted?): jobs placed here fail as a node fault until it does",
+            ])
+        }
         if !config.assignments.checksSignatures {
             logger.critical("agent.assignments.unsigned_accepted", metadata: [
                 "reason": "--insecure-unsigned-assignments: anyone who can write archon_desired can run any command on this node",
@@ -273,7 +279,8 @@ public actor Agent: Service {
         do {
             let job = try JobProcess.start(
                 assignment, workDirectory: config.workDirectory, nodeID: config.nodeID, enforcer: enforcer, outbox: outbox,
-                defaultHangSeconds: config.defaultHangSeconds, memoryCeiling: config.memoryCeilingBytes,
+                defaultHangSeconds: config.defaultHangSeconds, checkpointStorage: config.checkpointStorage,
+                allowedCheckpointRoots: config.allowedCheckpointRoots, memoryCeiling: config.memoryCeilingBytes,
                 rules: config.executionRules, runAs: config.runAs, fence: fence, logger: logger, nowMs: nowMs)
             jobs[assignment.spec.id] = job
             publishNodeStatus()
@@ -283,9 +290,12 @@ public actor Agent: Service {
             // resource problem's detail names the fault first: the controller reports the node and moves the job.
             let refused = error is JobProcess.Refused
             let resource = error as? JobProcess.NodeResourceProblem
+            let unavailable = error as? JobProcess.CheckpointUnavailable
             let metadata: Logger.Metadata = ["job.id": "\(assignment.spec.id)", "error": "\(error)"]
             if refused {
                 logger.error("agent.job.refused", metadata: metadata)
+            } else if unavailable != nil {
+                logger.warning("agent.job.checkpoint_unavailable", metadata: metadata)
             } else if resource != nil {
                 logger.error("agent.job.node_resource_fault", metadata: metadata)
             } else {
@@ -296,7 +306,8 @@ public actor Agent: Service {
             try? FileManager.default.createDirectory(atPath: paths.attempt(assignment.attempt), withIntermediateDirectories: true)
             let exited = refused
                 ? JobExited(exitCode: 126, failureClass: .permissionDenied, detail: "agent refused to run the job: \(error)")
-                : resource.map { JobExited(exitCode: 127, failureClass: .nodeFault, detail: $0.fault.detail("agent could not start the job: \($0.what)")) }
+                : unavailable.map { JobExited(exitCode: 66, failureClass: .checkpointUnavailable, detail: "agent did not start the job: \($0)") }
+                ?? resource.map { JobExited(exitCode: 127, failureClass: .nodeFault, detail: $0.fault.detail("agent could not start the job: \($0.what)")) }
                 ?? JobExited(exitCode: 127, failureClass: .nodeFault, detail: "agent could not start the process: \(error)")
             JobProcess.emit(.exited(exited), jobID: assignment.spec.id, attempt: assignment.attempt, nodeID: config.nodeID,
                             paths: paths, outbox: outbox, logger: logger, nowMs: nowMs)
@@ -389,7 +400,7 @@ public actor Agent: Service {
             enforcement: enforcer.capabilities,
             startedAtMs: startedAtMs,
             runningJobs: jobs.keys.sorted(),
-            unsignedAssignmentsAccepted: !config.assignments.checksSignatures)
+            unsignedAssignmentsAccepted: !config.assignments.checksSignatures, checkpointStorage: config.checkpointStorage)
     }
 
     private func publishNodeStatus() {

@@ -41,6 +41,12 @@ public struct AgentConfig: Sendable {
     /// for this long (see ``NodeLease``); nil = never. Must end, grace included, before the controller's
     /// `detection.nodeSilence`.
     public var fenceAfter: Duration?
+    /// Where checkpoints are written (`<root>/<job>/attempt-<n>/`), and whether other nodes read the same files;
+    /// default: local, `<workDirectory>/checkpoints`.
+    public var checkpointStorage: CheckpointStorage
+    /// Folders under which a job may name its own shared checkpoint root (`checkpoint.sharedRoot`), besides
+    /// `checkpointStorage.root`.
+    public var allowedCheckpointRoots: [String]
 
     public init(
         nodeID: String,
@@ -60,8 +66,12 @@ public struct AgentConfig: Sendable {
         memoryCeilingBytes: UInt64? = nil,
         executionRules: ExecutionRules = ExecutionRules(),
         runAs: RunAsIdentity? = nil,
-        fenceAfter: Duration? = nil
+        fenceAfter: Duration? = nil,
+        checkpointStorage: CheckpointStorage? = nil,
+        allowedCheckpointRoots: [String] = []
     ) {
+        self.checkpointStorage = checkpointStorage ?? CheckpointStorage(root: "\(workDirectory)/checkpoints", shared: false)
+        self.allowedCheckpointRoots = allowedCheckpointRoots
         self.nodeID = nodeID
         self.nats = nats
         self.assignments = assignments

@@ -1,8 +1,11 @@
 public import ArchonModel
 import Foundation
 
-/// The checkpoints of one job, across its attempts: verified when written, pruned to the retention,
-/// and the newest that still verifies handed to the next attempt. Stored in `<job>/checkpoints.json`.
+/// The checkpoints this node wrote for one job, across its attempts: verified when written, pruned to the retention,
+/// and the newest that still verifies handed to the next attempt when the controller names none. Stored in
+/// `<work>/jobs/<job>/checkpoints.json`; the files lie in each attempt's checkpoint folder (on the node's checkpoint
+/// storage or the job's shared root). Only files this node recorded are ever deleted, so nodes sharing storage
+/// never prune each other's.
 public final class CheckpointKeeper: @unchecked Sendable {
     public struct Record: Codable, Sendable, Equatable {
         public var path: String
@@ -26,22 +29,20 @@ public final class CheckpointKeeper: @unchecked Sendable {
     }
 
     private let file: String
-    public let directory: String
     private let lock = NSLock()
     private var records: [Record]
 
     public init(jobDirectory: String) {
         file = "\(jobDirectory)/checkpoints.json"
-        directory = "\(jobDirectory)/checkpoints"
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         records = (FileManager.default.contents(atPath: file)).flatMap { try? JSONDecoder().decode([Record].self, from: $0) } ?? []
     }
 
     public var all: [Record] { lock.withLock { records } }
 
-    /// Verifies and records a checkpoint the trainer reported; deletes those beyond `keepLast`.
-    /// Returns the event to publish and the paths deleted.
-    public func written(path: String, epoch: Int, step: Int, attempt: Int, keepLast: Int) throws(Failure) -> (CheckpointWritten, deleted: [String]) {
+    /// Verifies and records a checkpoint the trainer reported in the attempt's checkpoint folder `directory`, on
+    /// `storage`; deletes those beyond `keepLast`. Returns the event to publish and the paths deleted.
+    public func written(path: String, in directory: String, storage: CheckpointStorage?, epoch: Int, step: Int, attempt: Int,
+                        keepLast: Int) throws(Failure) -> (CheckpointWritten, deleted: [String]) {
         let resolved = URL(fileURLWithPath: path).standardizedFileURL.path
         guard resolved.hasPrefix(URL(fileURLWithPath: directory).standardizedFileURL.path + "/") else {
             throw .outsideCheckpointDirectory(path)
@@ -62,8 +63,11 @@ public final class CheckpointKeeper: @unchecked Sendable {
             save()
             return deleted
         }
-        for old in deleted { try? FileManager.default.removeItem(atPath: old) }
-        return (CheckpointWritten(path: resolved, epoch: epoch, step: step, sizeBytes: size, sha256: sha), deleted)
+        for old in deleted {
+            try? FileManager.default.removeItem(atPath: old)
+            rmdir(URL(fileURLWithPath: old).deletingLastPathComponent().path)  // an attempt's folder, once empty
+        }
+        return (CheckpointWritten(path: resolved, epoch: epoch, step: step, sizeBytes: size, sha256: sha, storage: storage), deleted)
     }
 
     /// The newest checkpoint whose file still has its recorded checksum, and those skipped because it changed

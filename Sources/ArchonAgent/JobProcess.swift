@@ -19,6 +19,12 @@ struct JobRecord: Codable, Sendable {
     /// The exit has been published: nothing runs for this attempt any more.
     var finished: Bool
     var exit: JobExited?
+    /// Where this attempt writes its checkpoints, and on which storage; nil in records of agents that predate
+    /// checkpoint storage (`jobs/<job>/checkpoints`, local).
+    var checkpointDirectory: String? = nil
+    var checkpointStorage: CheckpointStorage? = nil
+    /// The checkpoint the trainer was started from; empty = from scratch.
+    var resumedFrom: String? = nil
 }
 
 /// Paths of one job in the agent's work directory.
@@ -30,7 +36,8 @@ struct JobPaths: Sendable {
     }
 
     var record: String { "\(job)/state.json" }
-    var checkpoints: String { "\(job)/checkpoints" }
+    /// Where attempts wrote checkpoints before checkpoint storage existed: still read when an old record is adopted.
+    var legacyCheckpoints: String { "\(job)/checkpoints" }
     func attempt(_ n: Int) -> String { "\(job)/attempt-\(n)" }
     func log(_ n: Int) -> String { "\(attempt(n))/output.log" }
     func fifo(_ n: Int) -> String { "\(attempt(n))/events.fifo" }
@@ -93,6 +100,8 @@ final class JobProcess: @unchecked Sendable {
     private var stopReading = false
 
     var jobID: String { record.assignment.spec.id }
+    /// Where this attempt writes its checkpoints.
+    var checkpointDirectory: String { record.checkpointDirectory ?? paths.legacyCheckpoints }
     var attempt: Int { record.assignment.attempt }
     var config: TrainingConfig { record.assignment.spec.config }
 
@@ -123,6 +132,12 @@ final class JobProcess: @unchecked Sendable {
         let description: String
     }
 
+    /// The checkpoint the assignment says to resume from is not on this node as the controller recorded it: missing,
+    /// changed, or outside the storage this node reads. Never the dataset: the controller picks another checkpoint.
+    struct CheckpointUnavailable: Error, CustomStringConvertible {
+        let description: String
+    }
+
     /// The node cannot give the attempt what it needs: its disk is full, or its checkpoint folder is not writable.
     struct NodeResourceProblem: Error, CustomStringConvertible {
         let fault: NodeResourceFault
@@ -132,8 +147,16 @@ final class JobProcess: @unchecked Sendable {
     }
 
     /// Creates the job's checkpoint folder and writes (and syncs) a small file in it, so that a full disk or a
-    /// read-only mount ends the attempt before a trainer starts and loses its work at its first checkpoint.
-    static func checkCheckpointDirectory(_ path: String) -> NodeResourceProblem? {
+    /// read-only mount ends the attempt before a trainer starts and loses its work at its first checkpoint. Shared
+    /// storage's root is never created: a root that does not exist is a network filesystem not mounted here, and
+    /// checkpoints written to the local disk in its place would be unreadable from every other node.
+    static func checkCheckpointDirectory(_ path: String, sharedRoot: String? = nil) -> NodeResourceProblem? {
+        if let sharedRoot {
+            var info = stat()
+            guard stat(sharedRoot, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+                return NodeResourceProblem(fault: .checkpointDirectoryNotWritable, what: "shared checkpoint root \(sharedRoot) is not a folder on this node (not mounted?)")
+            }
+        }
         func problem(_ action: String, _ target: String, _ code: Int32) -> NodeResourceProblem {
             let fault: NodeResourceFault = (code == ENOSPC || code == EDQUOT) ? .diskFull : .checkpointDirectoryNotWritable
             let name = errnoName(code).map { " (\($0))" } ?? ""
@@ -173,11 +196,53 @@ final class JobProcess: @unchecked Sendable {
         }
     }
 
-    /// Starts an attempt: checks it against the node's execution rules and its checkpoint folder, prepares its
-    /// folder, config file, FIFO and cgroup, then spawns it under a shim, as `runAs` when given.
+    /// Where a job's checkpoints go on this node: its own shared root when it names one this node allows (under the
+    /// node's checkpoint root or an `--allow-checkpoint-root` folder), else the node's storage.
+    static func checkpointStorage(for spec: JobSpec, node: CheckpointStorage, allowedRoots: [String]) throws(Refused) -> CheckpointStorage {
+        let root = spec.config.checkpoint.sharedRoot
+        guard !root.isEmpty else { return node }
+        if let problem = CheckpointStorage.rootProblem(root) {
+            throw Refused(description: "config.checkpoint.sharedRoot: \(problem)")
+        }
+        let allowed = [node.root] + allowedRoots
+        guard allowed.contains(where: { CheckpointStorage.path(root, isWithin: $0) }) else {
+            throw Refused(description: "config.checkpoint.sharedRoot: \(root) is not under this node's checkpoint root or an --allow-checkpoint-root folder (\(allowed.joined(separator: ", ")))")
+        }
+        return CheckpointStorage(root: root, shared: true)
+    }
+
+    /// Checks the checkpoint an assignment resumes from before a trainer is started with it: inside storage this
+    /// node reads, present, and with the SHA-256 the controller recorded.
+    static func verifyResume(_ assignment: JobAssignment, storage: CheckpointStorage, node: CheckpointStorage, nodeID: String,
+                             paths: JobPaths) throws(CheckpointUnavailable) {
+        let path = assignment.resumeFrom
+        guard !path.isEmpty, !assignment.freshStart else { return }
+        let readable = [storage.root, node.root, paths.legacyCheckpoints]
+        guard readable.contains(where: { CheckpointStorage.path(path, isWithin: $0) }),
+              !path.split(separator: "/").contains(where: { $0 == "." || $0 == ".." })
+        else {
+            throw CheckpointUnavailable(description: "checkpoint \(path) is outside the checkpoint storage node \(nodeID) reads (\(Set(readable).sorted().joined(separator: ", ")))")
+        }
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw CheckpointUnavailable(description: "checkpoint \(path) does not exist on node \(nodeID)")
+        }
+        guard !assignment.resumeSHA256.isEmpty else { return }
+        guard let sha = Checksum.sha256Hex(ofFile: path) else {
+            throw CheckpointUnavailable(description: "checkpoint \(path) cannot be read on node \(nodeID): \(String(cString: strerror(errno)))")
+        }
+        guard sha == assignment.resumeSHA256 else {
+            throw CheckpointUnavailable(description: "checkpoint \(path) on node \(nodeID) has SHA-256 \(sha), not the \(assignment.resumeSHA256) it was written with (changed or corrupt)")
+        }
+    }
+
+    /// Starts an attempt: checks it against the node's execution rules, its checkpoint folder and the checkpoint it
+    /// resumes from, prepares its folder, config file, FIFO and cgroup, then spawns it under a shim, as `runAs` when
+    /// given.
     static func start(
         _ assignment: JobAssignment, workDirectory: String, nodeID: String, enforcer: MemoryEnforcer, outbox: EventOutbox,
-        defaultHangSeconds: Int, memoryCeiling: UInt64? = nil, rules: ExecutionRules = ExecutionRules(), runAs: RunAsIdentity? = nil,
+        defaultHangSeconds: Int, checkpointStorage node: CheckpointStorage, allowedCheckpointRoots: [String] = [],
+        memoryCeiling: UInt64? = nil, rules: ExecutionRules = ExecutionRules(), runAs: RunAsIdentity? = nil,
         fence: Fence? = nil, logger: Logger, nowMs: Int64
     ) throws -> JobProcess {
         let spec = assignment.spec
@@ -187,7 +252,10 @@ final class JobProcess: @unchecked Sendable {
         refusals += rules.environmentProblems(spec.env).map { "env.\($0.name): \($0.message)" }
         if !refusals.isEmpty { throw Refused(description: refusals.joined(separator: "; ")) }
         let paths = JobPaths(workDirectory: workDirectory, jobID: spec.id)
-        if let problem = checkCheckpointDirectory(paths.checkpoints) { throw problem }
+        let storage = try checkpointStorage(for: spec, node: node, allowedRoots: allowedCheckpointRoots)
+        let checkpointDirectory = storage.directory(job: spec.id, attempt: assignment.attempt)
+        if let problem = checkCheckpointDirectory(checkpointDirectory, sharedRoot: storage.shared ? storage.root : nil) { throw problem }
+        try verifyResume(assignment, storage: storage, node: node, nodeID: nodeID, paths: paths)
         let attemptDir = paths.attempt(assignment.attempt)
         let fm = FileManager.default
         try fm.createDirectory(atPath: attemptDir, withIntermediateDirectories: true)
@@ -222,8 +290,7 @@ final class JobProcess: @unchecked Sendable {
             // The trainer's own user, not the agent's; it must be able to write its checkpoints.
             env["HOME"] = runAs.home ?? "/"
             if let name = runAs.userName { (env["USER"], env["LOGNAME"]) = (name, name) }
-            try fm.createDirectory(atPath: paths.checkpoints, withIntermediateDirectories: true)
-            for path in [paths.checkpoints, attemptDir] where chown(path, runAs.uid, runAs.gid) != 0 {
+            for path in [checkpointDirectory, attemptDir] where chown(path, runAs.uid, runAs.gid) != 0 {
                 throw SpawnError(description: "chown \(path) to \(runAs): \(String(cString: strerror(errno)))")
             }
         }
@@ -232,7 +299,7 @@ final class JobProcess: @unchecked Sendable {
         env["ARCHON_ATTEMPT"] = "\(assignment.attempt)"
         env["ARCHON_NODE_ID"] = nodeID
         env["ARCHON_CONFIG"] = paths.config(assignment.attempt)
-        env["ARCHON_CHECKPOINT_DIR"] = paths.checkpoints
+        env["ARCHON_CHECKPOINT_DIR"] = checkpointDirectory
         env["ARCHON_RESUME_FROM"] = resume
         env["ARCHON_EVENTS_FD"] = "3"
         env["PYTHONUNBUFFERED"] = env["PYTHONUNBUFFERED"] ?? "1"
@@ -287,7 +354,7 @@ final class JobProcess: @unchecked Sendable {
         let record = JobRecord(
             assignment: assignment, shimPID: result, shimStartTime: NodeProbe.startTime(pid: result) ?? 0, trainerPID: trainerPID,
             startedAtMs: nowMs, cgroup: cgroup, oomKillsAtStart: oomBefore, memoryEnforcement: memory, memoryLimitBytes: resources.memoryBytes,
-            finished: false, exit: nil)
+            finished: false, exit: nil, checkpointDirectory: checkpointDirectory, checkpointStorage: storage, resumedFrom: resume)
         paths.save(record)
         let job = JobProcess(record: record, paths: paths, nodeID: nodeID, outbox: outbox, checkpoints: checkpoints,
                              logger: logger, defaultHangSeconds: defaultHangSeconds, isChild: true, nowMs: nowMs)
@@ -412,8 +479,8 @@ final class JobProcess: @unchecked Sendable {
             emit(.step(progress), nowMs: now)
         case .checkpoint(let path, let epoch, let step):
             do {
-                let (written, deleted) = try checkpoints.written(path: path, epoch: epoch, step: step, attempt: attempt,
-                                                                 keepLast: config.checkpoint.keepLast)
+                let (written, deleted) = try checkpoints.written(path: path, in: checkpointDirectory, storage: record.checkpointStorage,
+                                                                 epoch: epoch, step: step, attempt: attempt, keepLast: config.checkpoint.keepLast)
                 if !deleted.isEmpty { logger.info("agent.checkpoint.pruned", metadata: ["checkpoint.deleted": "\(deleted)"]) }
                 let stopping = lock.withLock { () -> Bool in
                     guard state.stopReason != nil else { return false }
@@ -574,7 +641,7 @@ final class JobProcess: @unchecked Sendable {
         let tail = LogTail.lines(of: paths.log(attempt), count: 100)
         let observation = ExitObservation(exitCode: code, signal: signal, cgroupOOMKill: cgroupOOM, killedByAgent: s.stopReason,
                                           reportedErrorClass: s.reportedError, reportedErrorMessage: s.reportedMessage, logTail: tail,
-                                          checkpointDirectory: paths.checkpoints)
+                                          checkpointDirectory: checkpointDirectory, resumePath: record.resumedFrom ?? record.assignment.resumeFrom)
         let (failureClass, detail) = ProcessExitClassifier().classify(observation)
         let exited = JobExited(
             exitCode: code ?? -1, signal: signal ?? 0, oomKilled: cgroupOOM && signal == 9, failureClass: failureClass,

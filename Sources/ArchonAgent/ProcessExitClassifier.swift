@@ -19,11 +19,16 @@ public struct ExitObservation: Sendable, Equatable {
     public var logTail: [String]
     /// The job's `ARCHON_CHECKPOINT_DIR`: "Permission denied" on a path inside it is the node's storage, not the job.
     public var checkpointDirectory: String
+    /// The job's `ARCHON_RESUME_FROM`: a file-not-found, corrupt-data or permission error naming it is the
+    /// checkpoint's, never the dataset's.
+    public var resumePath: String
 
     public init(
         exitCode: Int32?, signal: Int32? = nil, cgroupOOMKill: Bool = false, killedByAgent: AgentKill? = nil,
-        reportedErrorClass: FailureClass? = nil, reportedErrorMessage: String = "", logTail: [String] = [], checkpointDirectory: String = ""
+        reportedErrorClass: FailureClass? = nil, reportedErrorMessage: String = "", logTail: [String] = [], checkpointDirectory: String = "",
+        resumePath: String = ""
     ) {
+        self.resumePath = resumePath
         self.exitCode = exitCode
         self.signal = signal
         self.cgroupOOMKill = cgroupOOMKill
@@ -111,6 +116,14 @@ public struct ProcessExitClassifier: Sendable {
         return nil
     }
 
+    /// The newest line that names the resume checkpoint with a not-found, corrupt-data or permission error; nil when
+    /// none (or no checkpoint was resumed from).
+    public func resumeCheckpointError(in lines: [String], resumePath: String) -> String? {
+        guard !resumePath.isEmpty else { return nil }
+        let readErrors = Self.signatures.filter { [.datasetNotFound, .dataCorruption, .permissionDenied].contains($0.failureClass) }.flatMap(\.substrings)
+        return lines.reversed().first { line in line.contains(resumePath) && readErrors.contains(where: { line.contains($0) }) }
+    }
+
     public func classify(_ exit: ExitObservation) -> (FailureClass, detail: String) {
         if let kill = exit.killedByAgent {
             switch kill {
@@ -133,6 +146,9 @@ public struct ProcessExitClassifier: Sendable {
         let reported = exit.reportedErrorMessage.isEmpty ? [] : [exit.reportedErrorMessage]
         if let (fault, line) = nodeResourceFault(in: reported + exit.logTail, checkpointDirectory: exit.checkpointDirectory) {
             return (.nodeFault, fault.detail(line.trimmed(to: 200)))
+        }
+        if let line = resumeCheckpointError(in: reported + exit.logTail, resumePath: exit.resumePath) {
+            return (.checkpointUnavailable, "the trainer could not read the checkpoint it resumed from: \(line.trimmed(to: 200))")
         }
         if let reported = exit.reportedErrorClass, reported != .none {
             return (reported, "reported by the trainer: \(reported.rawValue)")

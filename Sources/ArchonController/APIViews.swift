@@ -16,6 +16,8 @@ public struct JobView: Codable, Sendable, Equatable {
     public var lastMetrics: EpochMetrics?
     public var incident: String
     public var submittedAt: Int64
+    /// The checkpoints the agents keep for it, oldest first: node, attempt, storage and SHA-256 of each.
+    public var checkpoints: [CheckpointRecord]
 
     public init(_ job: JobRecord) {
         id = job.spec.id
@@ -30,6 +32,7 @@ public struct JobView: Codable, Sendable, Equatable {
         lastMetrics = job.history.reversed().lazy.compactMap(\.lastMetrics).first
         incident = job.incidentID
         submittedAt = job.submittedAtMs
+        checkpoints = job.checkpoints
     }
 }
 
@@ -46,6 +49,9 @@ public struct AttemptView: Codable, Sendable, Equatable {
     public var startedAt: Int64
     public var endedAt: Int64
     public var resumeFrom: String
+    /// Which checkpoint it resumed from and why, e.g. "resume from epoch 4 (attempt 2), the newest kept checkpoint
+    /// of the current line"; empty when the job had none.
+    public var resumeChoice: String
 
     public init(_ a: AttemptRecord) {
         attempt = a.attempt
@@ -57,6 +63,7 @@ public struct AttemptView: Codable, Sendable, Equatable {
         startedAt = a.startedAtMs
         endedAt = a.endedAtMs
         resumeFrom = a.resumeFrom
+        resumeChoice = a.resumeChoice ?? ""
     }
 }
 
@@ -74,6 +81,8 @@ public struct NodeView: Codable, Sendable, Equatable {
     public var lastSeen: Int64
     /// The agent runs assignments without checking the controller's signature (`--insecure-unsigned-assignments`).
     public var unsignedAssignmentsAccepted: Bool
+    /// Where the node writes checkpoints and whether other nodes read them; absent from agents that do not say (local).
+    public var checkpointStorage: CheckpointStorage?
 
     public init(_ n: NodeRecord) {
         id = n.id
@@ -87,6 +96,7 @@ public struct NodeView: Codable, Sendable, Equatable {
         runningJobs = n.status.runningJobs
         lastSeen = n.lastSeenMs
         unsignedAssignmentsAccepted = n.status.unsignedAssignmentsAccepted
+        checkpointStorage = n.status.checkpointStorage
     }
 }
 

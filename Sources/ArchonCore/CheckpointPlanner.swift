@@ -85,7 +85,34 @@ public enum CheckpointPlanner {
     /// The checkpoint to resume from: the newest verified one, written before `beforeEpoch` when given
     /// (checkpoints of a diverged epoch hold the diverged weights). nil = start from scratch.
     public static func resumePoint(_ checkpoints: [CheckpointRecord], beforeEpoch: Int? = nil) -> CheckpointRecord? {
-        newestFirst(checkpoints).first { checkpoint in checkpoint.verified && (beforeEpoch.map { checkpoint.epoch < $0 } ?? true) }
+        candidates(checkpoints, beforeEpoch: beforeEpoch).first
+    }
+
+    /// Every checkpoint that may be resumed from, best first: verified, written before `beforeEpoch` when given,
+    /// newest first.
+    public static func candidates(_ checkpoints: [CheckpointRecord], beforeEpoch: Int? = nil) -> [CheckpointRecord] {
+        newestFirst(checkpoints).filter { checkpoint in checkpoint.verified && (beforeEpoch.map { checkpoint.epoch < $0 } ?? true) }
+    }
+
+    /// Whether `node` can read `checkpoint`: one on the job's own shared root, or on a shared root the node declares
+    /// too, from any such node; any other (local storage, or an agent that did not say) only on the node that wrote it.
+    public static func isReadable(_ checkpoint: CheckpointRecord, on node: NodeRecord, jobSharedRoot: String) -> Bool {
+        if checkpoint.nodeID == node.id { return true }
+        guard let storage = checkpoint.storage, storage.shared else { return false }
+        if !jobSharedRoot.isEmpty, storage.root == jobSharedRoot { return true }
+        guard let own = node.status.checkpointStorage, own.shared else { return false }
+        return own.root == storage.root
+    }
+
+    /// "epoch 4 step 120 (attempt 2)".
+    static func name(_ checkpoint: CheckpointRecord) -> String {
+        "epoch \(checkpoint.epoch)\(checkpoint.step > 0 ? " step \(checkpoint.step)" : "") (attempt \(checkpoint.attempt))"
+    }
+
+    /// Where a checkpoint lies, in words: "n1's local storage" or "shared storage /mnt/ckpt".
+    public static func location(_ checkpoint: CheckpointRecord) -> String {
+        guard let storage = checkpoint.storage, storage.shared else { return "\(checkpoint.nodeID)'s local storage" }
+        return "shared storage \(storage.root)"
     }
 }
 
@@ -103,19 +130,31 @@ public struct ResumeChoice: Sendable, Hashable {
 extension CheckpointPlanner {
     /// The resume point of the attempt after `history`'s last: the newest verified checkpoint on its line
     /// (``lineage(_:history:)``) among those the agents keep, written before `beforeEpoch` when a divergence
-    /// began there.
+    /// began there. Where it can be read is the placement's concern (``explain(_:checkpoints:line:beforeEpoch:passedOver:)``).
     public static func choose(_ checkpoints: [CheckpointRecord], history: [AttemptRecord], beforeEpoch: Int?) -> ResumeChoice {
         let line = lineage(checkpoints, history: history)
-        if let chosen = resumePoint(line, beforeEpoch: beforeEpoch) {
-            let step = chosen.step > 0 ? " step \(chosen.step)" : ""
-            let because = beforeEpoch.map { "before the loss began to rise at epoch \($0)" } ?? "the newest kept checkpoint of the current line"
-            return ResumeChoice(checkpoint: chosen, freshStart: false, why: "resume from epoch \(chosen.epoch)\(step) (attempt \(chosen.attempt)), \(because)")
+        return explain(resumePoint(line, beforeEpoch: beforeEpoch), checkpoints: checkpoints, line: line, beforeEpoch: beforeEpoch)
+    }
+
+    /// The choice of `chosen` (nil = from scratch) among `line`'s candidates, in words. `passedOver` says why better
+    /// candidates were not taken (not readable where the attempt can run), e.g. "epoch 4 (attempt 2) is on n1's local
+    /// storage and n1 is cordoned".
+    public static func explain(_ chosen: CheckpointRecord?, checkpoints: [CheckpointRecord], line: [CheckpointRecord], beforeEpoch: Int?,
+                               passedOver: [String] = []) -> ResumeChoice {
+        let unreadable = passedOver.isEmpty ? "" : "; passed over, not readable where it can run now: \(passedOver.joined(separator: "; "))"
+        if let chosen {
+            let because = beforeEpoch.map { "before the loss began to rise at epoch \($0)" }
+                ?? (passedOver.isEmpty ? "the newest kept checkpoint of the current line" : "the newest kept checkpoint of the current line it can read")
+            let on = passedOver.isEmpty ? "" : " on \(location(chosen))"
+            return ResumeChoice(checkpoint: chosen, freshStart: false, why: "resume from \(name(chosen))\(on), \(because)\(unreadable)")
         }
         let known = checkpoints.contains(where: \.verified)
-        guard known || beforeEpoch != nil else { return ResumeChoice(checkpoint: nil, freshStart: false, why: nil) }
+        guard known || beforeEpoch != nil || !passedOver.isEmpty else { return ResumeChoice(checkpoint: nil, freshStart: false, why: nil) }
         let abandoned = checkpoints.count - line.count
         let skipped = abandoned > 0 ? " (\(abandoned) checkpoint\(abandoned == 1 ? "" : "s") of abandoned attempts skipped)" : ""
-        let why = if let beforeEpoch {
+        let why = if !passedOver.isEmpty {
+            "start from scratch: no kept checkpoint of the current line is readable where it can run\(skipped)\(unreadable)"
+        } else if let beforeEpoch {
             "start from scratch: no kept checkpoint of the current line precedes epoch \(beforeEpoch), where the loss began to rise\(skipped)"
         } else {
             "start from scratch: no kept checkpoint is on the current line\(skipped)"

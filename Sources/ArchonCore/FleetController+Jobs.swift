@@ -60,15 +60,14 @@ extension FleetController {
         state.deadlines.set(.startDeadline(jobID: jobID), at: now + policy.detection.queueTimeout.milliseconds, &out)
     }
 
-    /// Places the job's pending attempt if a node has room. What each node holds comes from the job index, which
-    /// the placement itself updates.
+    /// Places the job's pending attempt if a node has room, on a node that can read the checkpoint it resumes from
+    /// (``resumePlacement(_:_:at:)``). What each node holds comes from the job index, which the placement itself
+    /// updates.
     @discardableResult
     mutating func tryPlace(_ jobID: String, at now: Int64, _ out: inout [ControllerAction]) -> Bool {
         guard var job = state.jobs[jobID], let plan = job.pending, job.hold == nil, job.status == .queued else { return false }
-        guard let node = Placement.choose(
-            plan.config.resources, nodes: state.nodes.values, reservations: state.jobs.reserved,
-            prefer: plan.preferNode, exclude: plan.excluded(at: now))
-        else {
+        switch resumePlacement(job, plan, at: now) {
+        case .noRoom:
             let avoided = plan.excluded(at: now).sorted()
             let avoiding = avoided.isEmpty ? "" : " (avoiding \(avoided.joined(separator: ", ")) until \(Timestamp.iso8601(plan.excludeUntilMs ?? now)))"
             job.statusDetail = "waiting for a node with room for \(Placement.describe(plan.config.resources))\(avoiding)"
@@ -78,8 +77,16 @@ extension FleetController {
                 state.deadlines.set(.restartDue(jobID: jobID), at: until, &out)
             }
             return false
+        case .waitForNode(let node, let since, let detail):
+            let until = since + policy.remediation.checkpointNodeWait.milliseconds
+            job.pending?.checkpointWaitSinceMs = since
+            job.statusDetail = "waiting until \(Timestamp.iso8601(until)) for \(node), whose local storage holds the newest checkpoint (\(detail)); then it resumes from an older checkpoint or from scratch"
+            state.jobs[jobID] = job
+            state.deadlines.set(.restartDue(jobID: jobID), at: until, &out)
+            return false
+        case .place(let node, let choice):
+            startAttempt(&job, on: node, plan: plan, choice: choice, at: now, &out)
         }
-        startAttempt(&job, on: node, plan: plan, at: now, &out)
         state.jobs[jobID] = job
         if state.deadlines.due[.startDeadline(jobID: jobID)] == nil {
             state.deadlines.set(.startDeadline(jobID: jobID), at: now + policy.detection.queueTimeout.milliseconds, &out)
@@ -87,15 +94,77 @@ extension FleetController {
         return true
     }
 
-    private mutating func startAttempt(_ job: inout JobRecord, on node: String, plan: PendingAttempt, at now: Int64, _ out: inout [ControllerAction]) {
+    /// Where the pending attempt can run and what it resumes from.
+    enum ResumePlacement {
+        /// No node the attempt may use has room.
+        case noRoom
+        /// The newest checkpoint is on `node`'s local storage and `node` may take the job soon: wait for it (since
+        /// `since`, for `remediation.checkpointNodeWait`) rather than lose the progress. `detail` says why it cannot now.
+        case waitForNode(String, since: Int64, detail: String)
+        case place(String, ResumeChoice)
+    }
+
+    /// The best candidate checkpoint (``CheckpointPlanner/candidates(_:beforeEpoch:)`` of the attempt's line) that a
+    /// node with room can read, placed on such a node; the newest is worth a wait for its node when it is local; when
+    /// no candidate is readable anywhere with room, a start from scratch on any node with room.
+    func resumePlacement(_ job: JobRecord, _ plan: PendingAttempt, at now: Int64) -> ResumePlacement {
+        let excluded = plan.excluded(at: now)
+        let sharedRoot = plan.config.checkpoint.sharedRoot
+        func place(readable checkpoint: CheckpointRecord?) -> String? {
+            Placement.choose(plan.config.resources, nodes: state.nodes.values, reservations: state.jobs.reserved,
+                             prefer: plan.preferNode, exclude: excluded) { node in
+                checkpoint.map { CheckpointPlanner.isReadable($0, on: node, jobSharedRoot: sharedRoot) } ?? true
+            }
+        }
+        guard let anywhere = place(readable: nil) else { return .noRoom }
+        let line = CheckpointPlanner.lineage(job.checkpoints, history: job.history)
+        let candidates = CheckpointPlanner.candidates(line, beforeEpoch: plan.resumeBeforeEpoch)
+        let wait = policy.remediation.checkpointNodeWait.milliseconds
+        var passedOver: [String] = []
+        // Just reported missing or changed by its node (and dropped): say so.
+        if let last = job.history.last, last.failureClass == .checkpointUnavailable, let lost = last.resumeCheckpoint {
+            passedOver.append("\(CheckpointPlanner.name(lost)) was unavailable on \(last.nodeID)")
+        }
+        for (rank, checkpoint) in candidates.enumerated() {
+            if let node = place(readable: checkpoint) {
+                var choice = CheckpointPlanner.explain(checkpoint, checkpoints: job.checkpoints, line: line, beforeEpoch: plan.resumeBeforeEpoch, passedOver: passedOver)
+                if rank == 0, let since = plan.checkpointWaitSinceMs {
+                    choice.why = (choice.why ?? "") + " (waited \(Timestamp.duration(now - since)) for \(node))"
+                }
+                return .place(node, choice)
+            }
+            let local = checkpoint.storage?.shared != true
+            let holder = state.nodes[checkpoint.nodeID]
+            let unavailable = unavailability(of: holder, id: checkpoint.nodeID, excluded: excluded)
+            if rank == 0, local, unavailable.mayComeBack, wait > 0 {
+                let since = plan.checkpointWaitSinceMs ?? now
+                if now < since + wait { return .waitForNode(checkpoint.nodeID, since: since, detail: unavailable.why) }
+                passedOver.append("\(CheckpointPlanner.name(checkpoint)) is on \(CheckpointPlanner.location(checkpoint)) and \(unavailable.why) after a wait of \(Timestamp.duration(wait))")
+            } else {
+                let why = local ? unavailable.why : "no node that mounts it has room"
+                passedOver.append("\(CheckpointPlanner.name(checkpoint)) is on \(CheckpointPlanner.location(checkpoint)) and \(why)")
+            }
+        }
+        return .place(anywhere, CheckpointPlanner.explain(nil, checkpoints: job.checkpoints, line: line, beforeEpoch: plan.resumeBeforeEpoch, passedOver: passedOver))
+    }
+
+    /// Why the node holding a local checkpoint cannot take the attempt now, and whether it may soon (it only lacks
+    /// room, or is not heard from) rather than never (cordoned, avoided, unknown).
+    private func unavailability(of node: NodeRecord?, id: String, excluded: Set<String>) -> (why: String, mayComeBack: Bool) {
+        guard let node else { return ("\(id) is not a known node", false) }
+        if node.cordoned { return ("\(id) is out of service (\(node.cordonReason.isEmpty ? "cordoned" : String(node.cordonReason.prefix(120))))", false) }
+        if excluded.contains(id) { return ("the attempt avoids \(id)", false) }
+        if node.health != .online { return ("\(id) is not heard from", true) }
+        return ("\(id) has no room", true)
+    }
+
+    private mutating func startAttempt(_ job: inout JobRecord, on node: String, plan: PendingAttempt, choice: ResumeChoice, at now: Int64, _ out: inout [ControllerAction]) {
         let attempt = job.attempt + 1
         if !job.desiredNode.isEmpty, job.desiredNode != node {
             out.append(.stop(
                 jobID: job.spec.id, nodeID: job.desiredNode, attempt: job.attempt,
                 reason: Reason(symptom: "job moved", evidence: "attempt \(attempt) runs on \(node)", rule: "one node runs a job")))
         }
-        // Only checkpoints of this attempt's line (not of abandoned attempts), still kept, before any divergence.
-        let choice = CheckpointPlanner.choose(job.checkpoints, history: job.history, beforeEpoch: plan.resumeBeforeEpoch)
         let resume = choice.checkpoint?.path ?? ""
         // Checkpoints exist but none may be resumed from: the agent must not fall back to its newest one.
         let freshStart = choice.freshStart
@@ -115,7 +184,8 @@ extension FleetController {
         spec.config = plan.config
         let assignment = JobAssignment(
             spec: spec, attempt: attempt, fencingEpoch: state.fencingEpoch, desiredState: .running, nodeID: node,
-            resumeFrom: resume, assignedAtMs: now, reason: reason.description, freshStart: freshStart)
+            resumeFrom: resume, assignedAtMs: now, reason: reason.description, freshStart: freshStart,
+            resumeSHA256: choice.checkpoint?.sha256 ?? "")
         out.append(.assign(assignment, reason: reason))
     }
 
@@ -220,10 +290,15 @@ extension FleetController {
 
     private mutating func recordCheckpoint(_ job: inout JobRecord, _ written: CheckpointWritten, attempt: Int, node: String, at now: Int64) {
         guard !job.checkpoints.contains(where: { $0.path == written.path && $0.sha256 == written.sha256 }) else { return }
-        job.checkpoints.removeAll { $0.path == written.path && $0.nodeID == node }  // rewritten: the agent replaces its record too
+        // Rewritten: the agent replaces its record too. The same path on the same shared root is the same file,
+        // whichever node wrote it.
+        let shared = written.storage?.shared == true ? written.storage?.root : nil
+        job.checkpoints.removeAll { old in
+            old.path == written.path && (old.nodeID == node || (shared != nil && old.storage?.shared == true && old.storage?.root == shared))
+        }
         job.checkpoints.append(CheckpointRecord(
             path: written.path, epoch: written.epoch, step: written.step, sha256: written.sha256,
-            sizeBytes: written.sizeBytes, attempt: attempt, nodeID: node, writtenAtMs: now))
+            sizeBytes: written.sizeBytes, attempt: attempt, nodeID: node, writtenAtMs: now, storage: written.storage))
         job.checkpoints = CheckpointPlanner.retention(job.checkpoints, keepLast: job.config.checkpoint.keepLast).keep
     }
 
@@ -335,6 +410,9 @@ extension FleetController {
         guard var job = state.jobs[jobID] else { return }
         job.history[index].lastExit = exit
         state.jobs[jobID] = job
+        if exit.failureClass == .checkpointUnavailable, !exit.stopRequested, checkpointUnavailable(jobID, index: index, exit, at: now, &out) {
+            return
+        }
         switch ExitClassifier.classify(exit, at: failureTime, expectedEpochs: job.config.epochs, epochsReached: job.maxEpochSeen,
                                        nodeID: job.history[index].nodeID) {
         case .completed:
@@ -359,6 +437,35 @@ extension FleetController {
             }
             fail(jobID, finding, processMayBeAlive: false, at: now, &out)
         }
+    }
+
+    /// The agent could not find, or verify, the checkpoint the attempt was told to resume from (deleted, changed, or
+    /// on storage the node does not have). That checkpoint is dropped, never resumed from again, and the job is placed
+    /// again with the same config from the next valid checkpoint of its line or from scratch: not charged a restart,
+    /// not counted against the node or the dataset. Each report drops one checkpoint, so it ends. False when the
+    /// attempt resumed from no checkpoint the core chose (then it is an ordinary failure).
+    private mutating func checkpointUnavailable(_ jobID: String, index: Int, _ exit: JobExited, at now: Int64, _ out: inout [ControllerAction]) -> Bool {
+        guard let lost = state.jobs[jobID]?.history[index].resumeCheckpoint else { return false }
+        let attempt = state.jobs[jobID]?.history[index].attempt ?? 0
+        let node = state.jobs[jobID]?.history[index].nodeID ?? ""
+        let evidence = "attempt \(attempt) on \(node): \(exit.detail)"
+        endAttempt(jobID, outcome: "checkpoint unavailable — \(exit.detail)", at: now, &out)
+        guard var job = state.jobs[jobID] else { return true }
+        job.history[index].failureClass = .checkpointUnavailable
+        job.checkpoints.removeAll { $0.path == lost.path && $0.nodeID == lost.nodeID && $0.sha256 == lost.sha256 }
+        job.status = .queued
+        job.nodeID = ""
+        job.statusDetail = "attempt \(attempt) could not start: checkpoint \(CheckpointPlanner.name(lost)) unavailable on \(node)"
+        let plan = PendingAttempt(
+            config: job.config, action: "resume from another checkpoint: \(CheckpointPlanner.name(lost)) unavailable on \(node)", configChange: "",
+            reason: Reason(symptom: "checkpoint unavailable", evidence: evidence,
+                           rule: "a checkpoint its node cannot find or verify is never resumed from again: the next valid checkpoint of the line, or a fresh start, not charged a restart"),
+            symptom: nil, dueMs: now, excludeNodes: [], preferNode: node, resumeBeforeEpoch: nil)
+        job.remediation.append(RemediationStep(timeMs: now, jobID: jobID, attempt: attempt + 1, failureClass: .checkpointUnavailable, action: plan.action))
+        state.jobs[jobID] = job
+        queueAttempt(jobID, plan, at: now, &out)
+        placeWaitingJobs(at: now, &out)
+        return true
     }
 
     private mutating func complete(_ jobID: String, at now: Int64, _ out: inout [ControllerAction]) {

@@ -125,6 +125,9 @@ public struct PendingAttempt: Codable, Sendable, Hashable {
     public var resumeBeforeEpoch: Int?
     /// When `excludeNodes` stops applying (`remediation.avoidNodesFor` after the attempt was queued).
     public var excludeUntilMs: Int64? = nil
+    /// Since when the attempt waits for the node whose local storage holds its newest checkpoint
+    /// (`remediation.checkpointNodeWait`); nil = it has not waited.
+    public var checkpointWaitSinceMs: Int64? = nil
 
     /// The nodes still avoided at `now`.
     func excluded(at now: Int64) -> Set<String> {
@@ -151,8 +154,12 @@ public struct CheckpointRecord: Codable, Sendable, Hashable {
     public var attempt: Int
     public var nodeID: String
     public var writtenAtMs: Int64
+    /// Where the file lies; nil = reported by an agent that did not say: local to `nodeID`.
+    public var storage: CheckpointStorage?
 
-    public init(path: String, epoch: Int, step: Int = 0, sha256: String = "", sizeBytes: UInt64 = 0, attempt: Int = 1, nodeID: String = "", writtenAtMs: Int64 = 0) {
+    public init(path: String, epoch: Int, step: Int = 0, sha256: String = "", sizeBytes: UInt64 = 0, attempt: Int = 1, nodeID: String = "",
+                writtenAtMs: Int64 = 0, storage: CheckpointStorage? = nil) {
+        self.storage = storage
         self.path = path
         self.epoch = epoch
         self.step = step

@@ -47,17 +47,19 @@ public enum Placement {
     }
 
     /// The node for `request`: `prefer` when it is schedulable and has room, else the schedulable node with
-    /// the fewest jobs, then the most free memory, then the smallest id. nil when none has room.
+    /// the fewest jobs, then the most free memory, then the smallest id. nil when none has room. Only nodes
+    /// `admits` accepts are candidates (e.g. those that can read the checkpoint the attempt resumes from).
     public static func choose(
         _ request: Resources,
         nodes: some Collection<NodeRecord>,
         reservations: [String: Reservation],
         prefer: String = "",
-        exclude: Set<String> = []
+        exclude: Set<String> = [],
+        admits: (NodeRecord) -> Bool = { _ in true }
     ) -> String? {
         // One pass, nothing copied: placement costs O(nodes) whatever else the fleet holds.
         var best: (id: String, jobs: Int, free: UInt64)?
-        for node in nodes where node.schedulable && !exclude.contains(node.id) {
+        for node in nodes where node.schedulable && !exclude.contains(node.id) && admits(node) {
             let reserved = reservations[node.id] ?? Reservation()
             guard fits(request, capacity: node.capacity, reserved: reserved) else { continue }
             if !prefer.isEmpty, node.id == prefer { return prefer }

@@ -94,6 +94,10 @@ public struct RemediationPolicy: Codable, Sendable, Hashable {
     /// checkpoint and exit, before SIGKILL; the next attempt resumes from that checkpoint. A job's
     /// `checkpoint.stopGraceSeconds` overrides it.
     public var stopGrace = PolicyDuration.minutes(2)
+    /// How long a job whose newest checkpoint lies on one node's local storage waits for that node (no room yet, or
+    /// not heard from) before it resumes from an older checkpoint readable elsewhere, or starts from scratch; 0 =
+    /// never wait. Shorter than `detection.queueTimeout`.
+    public var checkpointNodeWait = PolicyDuration.minutes(2)
 
     public init() {}
 }

@@ -13,6 +13,10 @@ extension Policy {
         check.positive(retention.finished, "retention.finished")
         check.positive(remediation.avoidNodesFor, "remediation.avoidNodesFor")
         check.positive(remediation.stopGrace, "remediation.stopGrace")
+        check.nonNegative(remediation.checkpointNodeWait, "remediation.checkpointNodeWait")
+        if remediation.checkpointNodeWait >= d.queueTimeout {
+            check.fail("remediation.checkpointNodeWait", "must be shorter than detection.queueTimeout (\(d.queueTimeout)), got \(remediation.checkpointNodeWait): a job waiting for its checkpoint's node would be reported stuck")
+        }
         check.range(d.memoryLimitFraction, "detection.memoryLimitFraction", above: 0, atMost: 1)
         check.range(d.resourcePressureThreshold, "detection.resourcePressureThreshold", above: 0, atMost: 1)
         check.atLeast(d.divergence.risingEpochs, 0, "detection.divergence.risingEpochs")

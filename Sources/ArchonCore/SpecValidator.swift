@@ -77,6 +77,9 @@ public struct SpecValidator: Sendable {
                              ("stopGraceSeconds", c.checkpoint.stopGraceSeconds)] where value < 0 {
             fail("config.checkpoint.\(name)", "must be >= 0, got \(value)")
         }
+        if !c.checkpoint.sharedRoot.isEmpty, let problem = CheckpointStorage.rootProblem(c.checkpoint.sharedRoot) {
+            fail("config.checkpoint.sharedRoot", "\(problem), got \"\(c.checkpoint.sharedRoot.prefix(200))\"")
+        }
         let r = c.resources
         if !(r.cpuCores >= 0 && r.cpuCores.isFinite) { fail("config.resources.cpuCores", "must be >= 0, got \(r.cpuCores)") }
         if r.gpuCount < 0 { fail("config.resources.gpuCount", "must be >= 0, got \(r.gpuCount)") }

@@ -43,6 +43,9 @@ public enum Symptom: String, Codable, Sendable, CaseIterable, Comparable {
         case .crash: self = .crash
         case .dataCorruption: self = .dataCorruption
         case .nodeFault: self = .nodeFault
+        // The core answers it before classifying an exit (another checkpoint, or a fresh start); it reaches here
+        // only from an attempt that resumed from no checkpoint the core chose, which makes it an unexplained crash.
+        case .checkpointUnavailable: self = .crash
         }
     }
 

@@ -87,6 +87,9 @@ public final class DevFleet: @unchecked Sendable {
                               authorizationFile: credentials.authorizationFile)
         try await startController()
         let verifier = try AssignmentVerifier(publicKeyFile: credentials.signingPublicKeyFile)
+        // The dev nodes share one machine, so one folder is truly shared storage: a job moved between them resumes.
+        let sharedCheckpoints = CheckpointStorage(root: "\(options.dataDirectory)/shared-checkpoints", shared: true)
+        try fm.createDirectory(atPath: sharedCheckpoints.root, withIntermediateDirectories: true)
         for node in options.nodeIDs {
             var logger = self.logger
             logger[metadataKey: "node.id"] = "\(node)"
@@ -97,7 +100,7 @@ public final class DevFleet: @unchecked Sendable {
                 workDirectory: "\(options.dataDirectory)/\(node)", labels: ["dev": "true"],
                 heartbeatInterval: .seconds(1), sampleInterval: .seconds(2), statusInterval: .seconds(5), gracePeriod: .seconds(2),
                 defaultHangSeconds: 60, tickInterval: .milliseconds(100), advertisedMemoryBytes: options.nodeMemoryBytes,
-                memoryCeilingBytes: options.brokenNodes[node], fenceAfter: .seconds(60)), logger: logger)
+                memoryCeilingBytes: options.brokenNodes[node], fenceAfter: .seconds(60), checkpointStorage: sharedCheckpoints), logger: logger)
             agentTasks.append(Task { try await agent.run() })
         }
         let env = """

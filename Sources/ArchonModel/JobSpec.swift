@@ -83,6 +83,8 @@ public struct JobAssignment: Codable, Sendable, Hashable {
     /// With `desiredState` `.stopped`: seconds between SIGTERM and SIGKILL, the trainer's time to save a checkpoint
     /// and exit (a drain, a move, an operator stop); 0 = the agent's own `--grace-period`.
     public var stopGraceSeconds: Int
+    /// SHA-256 `resumeFrom` must have; the agent checks it before the trainer starts. Empty = not checked.
+    public var resumeSHA256: String
 
     public init(
         spec: JobSpec,
@@ -94,7 +96,8 @@ public struct JobAssignment: Codable, Sendable, Hashable {
         assignedAtMs: Int64 = 0,
         reason: String = "",
         freshStart: Bool = false,
-        stopGraceSeconds: Int = 0
+        stopGraceSeconds: Int = 0,
+        resumeSHA256: String = ""
     ) {
         self.spec = spec
         self.attempt = attempt
@@ -106,13 +109,15 @@ public struct JobAssignment: Codable, Sendable, Hashable {
         self.reason = reason
         self.freshStart = freshStart
         self.stopGraceSeconds = stopGraceSeconds
+        self.resumeSHA256 = resumeSHA256
     }
 
     private enum CodingKeys: String, CodingKey {
         case spec, attempt, fencingEpoch, desiredState, nodeID, resumeFrom, assignedAtMs, reason, freshStart, stopGraceSeconds
+        case resumeSHA256
     }
 
-    /// Assignments an older agent stored (without `stopGraceSeconds`) still decode.
+    /// Assignments an older agent stored (without `stopGraceSeconds`, `resumeSHA256`) still decode.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         spec = try c.decode(JobSpec.self, forKey: .spec)
@@ -125,5 +130,6 @@ public struct JobAssignment: Codable, Sendable, Hashable {
         reason = try c.decode(String.self, forKey: .reason)
         freshStart = try c.decode(Bool.self, forKey: .freshStart)
         stopGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .stopGraceSeconds) ?? 0
+        resumeSHA256 = try c.decodeIfPresent(String.self, forKey: .resumeSHA256) ?? ""
     }
 }

@@ -103,6 +103,8 @@ public struct NodeStatus: Codable, Sendable, Hashable {
     public var runningJobs: [String]
     /// The agent runs assignments without checking their signature (`--insecure-unsigned-assignments`).
     public var unsignedAssignmentsAccepted: Bool
+    /// Where this node writes checkpoints; nil from agents that predate it (local storage).
+    public var checkpointStorage: CheckpointStorage?
 
     public init(
         nodeID: String,
@@ -114,7 +116,8 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         enforcement: EnforcementCapabilities = EnforcementCapabilities(),
         startedAtMs: Int64 = 0,
         runningJobs: [String] = [],
-        unsignedAssignmentsAccepted: Bool = false
+        unsignedAssignmentsAccepted: Bool = false,
+        checkpointStorage: CheckpointStorage? = nil
     ) {
         self.nodeID = nodeID
         self.hostname = hostname
@@ -126,10 +129,12 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         self.startedAtMs = startedAtMs
         self.runningJobs = runningJobs
         self.unsignedAssignmentsAccepted = unsignedAssignmentsAccepted
+        self.checkpointStorage = checkpointStorage
     }
 
     private enum CodingKeys: String, CodingKey {
         case nodeID, hostname, agentVersion, capacity, usage, labels, enforcement, startedAtMs, runningJobs, unsignedAssignmentsAccepted
+        case checkpointStorage
     }
 
     // Stored node records written before `unsignedAssignmentsAccepted` existed decode with `false`.
@@ -145,6 +150,7 @@ public struct NodeStatus: Codable, Sendable, Hashable {
             enforcement: try c.decode(EnforcementCapabilities.self, forKey: .enforcement),
             startedAtMs: try c.decode(Int64.self, forKey: .startedAtMs),
             runningJobs: try c.decode([String].self, forKey: .runningJobs),
-            unsignedAssignmentsAccepted: try c.decodeIfPresent(Bool.self, forKey: .unsignedAssignmentsAccepted) ?? false)
+            unsignedAssignmentsAccepted: try c.decodeIfPresent(Bool.self, forKey: .unsignedAssignmentsAccepted) ?? false,
+            checkpointStorage: try c.decodeIfPresent(CheckpointStorage.self, forKey: .checkpointStorage))
     }
 }

@@ -84,12 +84,16 @@ public struct CheckpointPolicy: Codable, Sendable, Hashable {
     /// Seconds a drain, a move or an operator stop gives the trainer after SIGTERM to save a checkpoint and exit,
     /// before SIGKILL; 0 = the policy's `remediation.stopGrace`. Large models need minutes to save.
     public var stopGraceSeconds: Int
+    /// A folder on storage every node mounts at this path: checkpoints go to `<sharedRoot>/<job>/attempt-<n>/` and
+    /// the job may resume on any node. Empty = each node's own checkpoint storage.
+    public var sharedRoot: String
 
-    public init(everyEpochs: Int = 1, everySteps: Int = 0, keepLast: Int = 3, stopGraceSeconds: Int = 0) {
+    public init(everyEpochs: Int = 1, everySteps: Int = 0, keepLast: Int = 3, stopGraceSeconds: Int = 0, sharedRoot: String = "") {
         self.everyEpochs = everyEpochs
         self.everySteps = everySteps
         self.keepLast = keepLast
         self.stopGraceSeconds = stopGraceSeconds
+        self.sharedRoot = sharedRoot
     }
 
     public init(from decoder: any Decoder) throws {
@@ -99,6 +103,7 @@ public struct CheckpointPolicy: Codable, Sendable, Hashable {
         everySteps = try c.decodeIfPresent(Int.self, forKey: .everySteps) ?? d.everySteps
         keepLast = try c.decodeIfPresent(Int.self, forKey: .keepLast) ?? d.keepLast
         stopGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .stopGraceSeconds) ?? d.stopGraceSeconds
+        sharedRoot = try c.decodeIfPresent(String.self, forKey: .sharedRoot) ?? d.sharedRoot
     }
 }
 

@@ -20,6 +20,8 @@ public enum FailureClass: String, Codable, Sendable, CaseIterable {
     case dataCorruption = "data_corruption"
     /// The node could not run the process (spawn, disk, cgroup failure).
     case nodeFault = "node_fault"
+    /// The checkpoint the attempt was told to resume from is missing or changed on its node (never the dataset).
+    case checkpointUnavailable = "checkpoint_unavailable"
 }
 
 /// The agent accepted an assignment and is about to start it.
@@ -118,13 +120,16 @@ public struct CheckpointWritten: Codable, Sendable, Hashable {
     public var sizeBytes: UInt64
     /// Lower-case hex SHA-256.
     public var sha256: String
+    /// Where the file lies; nil from agents that predate it (local to the reporting node).
+    public var storage: CheckpointStorage?
 
-    public init(path: String, epoch: Int, step: Int = 0, sizeBytes: UInt64 = 0, sha256: String = "") {
+    public init(path: String, epoch: Int, step: Int = 0, sizeBytes: UInt64 = 0, sha256: String = "", storage: CheckpointStorage? = nil) {
         self.path = path
         self.epoch = epoch
         self.step = step
         self.sizeBytes = sizeBytes
         self.sha256 = sha256
+        self.storage = storage
     }
 }
 

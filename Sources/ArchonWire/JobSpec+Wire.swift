@@ -33,6 +33,7 @@ extension JobAssignment: WireMessage, CPackable {
         c.reason = arena.string(reason)
         c.fresh_start = freshStart ? 1 : 0
         c.stop_grace_seconds = UInt32(clamping: stopGraceSeconds)
+        c.resume_sha256 = arena.string(resumeSHA256)
     }
 
     init(c: CMessage) throws(WireError) {
@@ -53,7 +54,8 @@ extension JobAssignment: WireMessage, CPackable {
             assignedAtMs: c.assigned_at_ms,
             reason: try CRead.string(c.reason, "JobAssignment.reason"),
             freshStart: c.fresh_start != 0,
-            stopGraceSeconds: CRead.int(c.stop_grace_seconds)
+            stopGraceSeconds: CRead.int(c.stop_grace_seconds),
+            resumeSHA256: try CRead.string(c.resume_sha256, "JobAssignment.resume_sha256")
         )
     }
 }
@@ -230,6 +232,7 @@ extension CheckpointPolicy: CMessageConvertible {
         c.every_steps = UInt64(clamping: everySteps)
         c.keep_last = UInt32(clamping: keepLast)
         c.stop_grace_seconds = UInt32(clamping: stopGraceSeconds)
+        c.shared_root = arena.string(sharedRoot)
     }
 
     init(c: CMessage) throws(WireError) {
@@ -237,7 +240,8 @@ extension CheckpointPolicy: CMessageConvertible {
             everyEpochs: CRead.int(c.every_epochs),
             everySteps: CRead.int(c.every_steps),
             keepLast: CRead.int(c.keep_last),
-            stopGraceSeconds: CRead.int(c.stop_grace_seconds)
+            stopGraceSeconds: CRead.int(c.stop_grace_seconds),
+            sharedRoot: try CRead.string(c.shared_root, "CheckpointPolicy.shared_root")
         )
     }
 }

@@ -36,6 +36,7 @@ extension NodeStatus: WireMessage, CPackable {
         c.started_at_ms = startedAtMs
         (c.n_running_jobs, c.running_jobs) = arena.strings(runningJobs)
         c.unsigned_assignments_accepted = unsignedAssignmentsAccepted ? 1 : 0
+        c.checkpoint_storage = checkpointStorage.map { arena.message($0) }
     }
 
     init(c: CMessage) throws(WireError) {
@@ -49,8 +50,23 @@ extension NodeStatus: WireMessage, CPackable {
             enforcement: try CRead.message(c.enforcement, absent: EnforcementCapabilities()),
             startedAtMs: c.started_at_ms,
             runningJobs: try CRead.strings(c.n_running_jobs, c.running_jobs, "NodeStatus.running_jobs"),
-            unsignedAssignmentsAccepted: c.unsigned_assignments_accepted != 0
+            unsignedAssignmentsAccepted: c.unsigned_assignments_accepted != 0,
+            checkpointStorage: try c.checkpoint_storage.map { (pointer) throws(WireError) in try CheckpointStorage(c: pointer.pointee) }
         )
+    }
+}
+
+extension CheckpointStorage: CMessageConvertible {
+    typealias CMessage = Archon__V1__CheckpointStorage
+    static var cInit: (UnsafeMutablePointer<CMessage>?) -> Void { archon__v1__checkpoint_storage__init }
+
+    func fill(_ c: inout CMessage, in arena: CArena) {
+        c.root = arena.string(root)
+        c.shared = shared ? 1 : 0
+    }
+
+    init(c: CMessage) throws(WireError) {
+        self.init(root: try CRead.string(c.root, "CheckpointStorage.root"), shared: c.shared != 0)
     }
 }
 

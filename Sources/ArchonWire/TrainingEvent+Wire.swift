@@ -223,6 +223,7 @@ extension CheckpointWritten: CMessageConvertible {
         c.step = UInt64(clamping: step)
         c.size_bytes = sizeBytes
         c.sha256 = arena.string(sha256)
+        c.storage = storage.map { arena.message($0) }
     }
 
     init(c: CMessage) throws(WireError) {
@@ -231,7 +232,8 @@ extension CheckpointWritten: CMessageConvertible {
             epoch: CRead.int(c.epoch),
             step: CRead.int(c.step),
             sizeBytes: c.size_bytes,
-            sha256: try CRead.string(c.sha256, "CheckpointWritten.sha256")
+            sha256: try CRead.string(c.sha256, "CheckpointWritten.sha256"),
+            storage: try c.storage.map { (pointer) throws(WireError) in try CheckpointStorage(c: pointer.pointee) }
         )
     }
 }

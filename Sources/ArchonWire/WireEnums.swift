@@ -18,6 +18,7 @@ extension FailureClass {
         case .crash: ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_CRASH
         case .dataCorruption: ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_DATA_CORRUPTION
         case .nodeFault: ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_NODE_FAULT
+        case .checkpointUnavailable: ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_CHECKPOINT_UNAVAILABLE
         }
     }
 
@@ -33,6 +34,7 @@ extension FailureClass {
         case ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_CRASH: self = .crash
         case ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_DATA_CORRUPTION: self = .dataCorruption
         case ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_NODE_FAULT: self = .nodeFault
+        case ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_CHECKPOINT_UNAVAILABLE: self = .checkpointUnavailable
         default: self = .none
         }
     }

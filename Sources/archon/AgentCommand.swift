@@ -71,6 +71,17 @@ struct AgentCommand: AsyncParsableCommand {
         discussion: "Default: \(ExecutionRules.defaultDeniedEnvironment.joined(separator: " ")). Keep it alike with the policy's validation.deniedEnvironment."))
     var denyEnv: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Folder checkpoints are written under, as <root>/<job>/attempt-<n>/ (default: <work-dir>/checkpoints).",
+        discussion: "With --checkpoint-storage shared, every node that names the same root reads the same files there (a network filesystem mounted at that path on each node), so a job moved to another node resumes where it was; the root must exist (it is never created)."))
+    var checkpointRoot: String?
+
+    @Option(name: .long, help: "local (only this node reads its checkpoints) or shared (every node declaring the same --checkpoint-root reads them).")
+    var checkpointStorage: String = "local"
+
+    @Option(name: .long, parsing: .singleValue, help: "A folder under which a job may name its own shared checkpoint root (config.checkpoint.sharedRoot), besides --checkpoint-root (repeatable).")
+    var allowCheckpointRoot: [String] = []
+
     @Option(name: .long, help: "Run trainers as this unprivileged user (name or uid; the agent must run as root).")
     var runAsUser: String?
 
@@ -111,6 +122,15 @@ struct AgentCommand: AsyncParsableCommand {
         for l in label where !l.contains("=") {
             throw ValidationError("--label takes key=value, got '\(l)'")
         }
+        guard ["local", "shared"].contains(checkpointStorage) else {
+            throw ValidationError("--checkpoint-storage must be local or shared, got '\(checkpointStorage)'")
+        }
+        if checkpointStorage == "shared", checkpointRoot == nil {
+            throw ValidationError("--checkpoint-storage shared needs --checkpoint-root: the folder every node mounts at the same path")
+        }
+        for (flag, root) in [("--checkpoint-root", checkpointRoot)].compactMap({ f, r in r.map { (f, $0) } }) + allowCheckpointRoot.map({ ("--allow-checkpoint-root", $0) }) {
+            if let problem = CheckpointStorage.rootProblem(root) { throw ValidationError("\(flag) \(root): \(problem)") }
+        }
     }
 
     func run() async throws {
@@ -148,7 +168,9 @@ struct AgentCommand: AsyncParsableCommand {
                 entrypoints: allowEntrypoint.isEmpty ? ExecutionRules.defaultEntrypoints : allowEntrypoint,
                 deniedEnvironment: denyEnv.isEmpty ? ExecutionRules.defaultDeniedEnvironment : denyEnv),
             runAs: runAs,
-            fenceAfter: fenceAfter > 0 ? .milliseconds(Int(fenceAfter * 1000)) : nil)
+            fenceAfter: fenceAfter > 0 ? .milliseconds(Int(fenceAfter * 1000)) : nil,
+            checkpointStorage: checkpointRoot.map { CheckpointStorage(root: $0, shared: checkpointStorage == "shared") },
+            allowedCheckpointRoots: allowCheckpointRoot)
         let agent = try Agent(config: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -58,6 +58,6 @@ struct AgentExecutionRulesTests {
         let output = try String(contentsOfFile: "\(h.workDirectory)/jobs/who/attempt-1/output.log", encoding: .utf8)
         let lines = output.split(separator: "\n").map(String.init)
         #expect(lines.prefix(3) == ["\(nobody.uid)", "\(nobody.gid)", nobody.groups.map(String.init).joined(separator: " ")], "\(output)")
-        #expect(FileManager.default.fileExists(atPath: "\(h.workDirectory)/jobs/who/checkpoints/written"), "it may write its checkpoints")
+        #expect(FileManager.default.fileExists(atPath: "\(h.workDirectory)/checkpoints/who/attempt-1/written"), "it may write its checkpoints")
     }
 }

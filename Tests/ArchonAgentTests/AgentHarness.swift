@@ -51,7 +51,7 @@ final class AgentHarness: @unchecked Sendable {
     }
 
     func startAgent(gracePeriod: Duration = .seconds(2), hangAfter: Int = 300, rules: ExecutionRules = ExecutionRules(),
-                    runAs: RunAsIdentity? = nil) async throws {
+                    runAs: RunAsIdentity? = nil, checkpointStorage: CheckpointStorage? = nil, allowedCheckpointRoots: [String] = []) async throws {
         var logger = Logger(label: "test.agent")
         logger.logLevel = .notice
         let config = AgentConfig(
@@ -66,7 +66,8 @@ final class AgentHarness: @unchecked Sendable {
             assignments: try AssignmentVerifier(publicKeyFile: credentials.signingPublicKeyFile),
             workDirectory: workDirectory, memoryMode: memoryMode, heartbeatInterval: .milliseconds(500),
             sampleInterval: .milliseconds(500), gracePeriod: gracePeriod, defaultHangSeconds: hangAfter,
-            tickInterval: .milliseconds(50), executionRules: rules, runAs: runAs)
+            tickInterval: .milliseconds(50), executionRules: rules, runAs: runAs, checkpointStorage: checkpointStorage,
+            allowedCheckpointRoots: allowedCheckpointRoots)
         let agent = try Agent(config: config, logger: logger)
         self.agent = agent
         agentTask = Task { try await agent.run() }
@@ -80,8 +81,10 @@ final class AgentHarness: @unchecked Sendable {
         agent = nil
     }
 
-    func assign(_ spec: JobSpec, attempt: Int = 1, epoch: UInt64 = 1, state: JobAssignment.DesiredState = .running) async throws {
-        let assignment = JobAssignment(spec: spec, attempt: attempt, fencingEpoch: epoch, desiredState: state, nodeID: nodeID)
+    func assign(_ spec: JobSpec, attempt: Int = 1, epoch: UInt64 = 1, state: JobAssignment.DesiredState = .running,
+                resumeFrom: String = "", resumeSHA256: String = "") async throws {
+        let assignment = JobAssignment(spec: spec, attempt: attempt, fencingEpoch: epoch, desiredState: state, nodeID: nodeID,
+                                       resumeFrom: resumeFrom, resumeSHA256: resumeSHA256)
         try await desired.put("\(nodeID).\(spec.id)", try signer.sign(assignment).encoded())
     }
 

@@ -84,7 +84,7 @@ struct AgentReconcileTests {
         let spec = faultJob("ck", fault: "crash_once", epochs: 8, hyper: ["crashAfterEpochs": "5", "crashHow": "exit"])
         try await h.assign(spec)
         _ = try await h.events("ck") { $0.exit != nil }
-        let dir = "\(h.workDirectory)/jobs/ck/checkpoints"
+        let dir = "\(h.workDirectory)/checkpoints/ck/attempt-1"
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") }.sorted()
         #expect(files.count == 3, "\(files)")
 
@@ -98,7 +98,11 @@ struct AgentReconcileTests {
         #expect(try #require(events.exits(attempt: 2)).completed)
         let epochs2 = events.filter { $0.attempt == 2 }.epochs
         #expect(epochs2.first == 5, "resumed after epoch 4's checkpoint: \(epochs2)")
-        let remaining = try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") }
-        #expect(remaining.count == 3)
+        // Retention spans attempts: three files remain in all of the job's attempt folders.
+        let root = "\(h.workDirectory)/checkpoints/ck"
+        let remaining = try FileManager.default.contentsOfDirectory(atPath: root).flatMap { attempt in
+            ((try? FileManager.default.contentsOfDirectory(atPath: "\(root)/\(attempt)")) ?? []).filter { !$0.hasPrefix(".") }
+        }
+        #expect(remaining.count == 3, "\(remaining)")
     }
 }

@@ -112,4 +112,28 @@ import Testing
         // The newest matching line decides.
         #expect(classifier.classify(ExitObservation(exitCode: 1, logTail: ["PermissionError (retried)", "MemoryError"])).0 == .outOfMemory)
     }
+
+    /// A trainer that cannot read the checkpoint it was started from meets the checkpoint, not the dataset: the
+    /// controller picks another checkpoint instead of failing the job and pausing its dataset.
+    @Test func anErrorNamingTheResumeCheckpointIsCheckpointUnavailableNeverDatasetNotFound() {
+        let classifier = ProcessExitClassifier()
+        let resume = "/mnt/ckpt/job-1/attempt-2/ckpt-epoch-0004.npz"
+        for line in [
+            "FileNotFoundError: [Errno 2] No such file or directory: '\(resume)'",
+            "_pickle.UnpicklingError: invalid load key, 'x' while loading \(resume)",
+            "PermissionError: [Errno 13] Permission denied: '\(resume)'",
+        ] {
+            let (failureClass, detail) = classifier.classify(ExitObservation(exitCode: 1, logTail: ["Traceback (most recent call last):", line], resumePath: resume))
+            #expect(failureClass == .checkpointUnavailable, "\(line)")
+            #expect(detail.hasPrefix("the trainer could not read the checkpoint it resumed from: "))
+        }
+        // Also when the trainer itself reports the error as the dataset's.
+        let reported = ExitObservation(exitCode: 1, reportedErrorClass: .datasetNotFound,
+                                       reportedErrorMessage: "no such file: \(resume) (No such file or directory)", resumePath: resume)
+        #expect(classifier.classify(reported).0 == .checkpointUnavailable)
+        // The dataset's own missing file stays dataset_not_found, resumed or not.
+        let dataset = ExitObservation(exitCode: 1, logTail: ["FileNotFoundError: [Errno 2] No such file or directory: '/data/ds-1/train.npz'"], resumePath: resume)
+        #expect(classifier.classify(dataset).0 == .datasetNotFound)
+        #expect(classifier.classify(ExitObservation(exitCode: 1, logTail: ["FileNotFoundError: '\(resume)'"])).0 == .datasetNotFound, "no resume: no checkpoint to blame")
+    }
 }

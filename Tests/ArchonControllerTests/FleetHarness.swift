@@ -40,9 +40,10 @@ let metricsRegistry: PrometheusCollectorRegistry = {
 }()
 
 /// A policy for tests: the runbook's rules with short backoffs and a short stop grace.
-func fastPolicyFile() throws -> String {
+let fastPolicy = #"{"remediation": {"backoff": {"initial": "200ms", "max": "1s"}, "stopGrace": "10s"}}"#
+
+func fastPolicyFile(_ json: String = fastPolicy) throws -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString).json").path
-    let json = #"{"remediation": {"backoff": {"initial": "200ms", "max": "1s"}, "stopGrace": "10s"}}"#
     try json.write(toFile: path, atomically: true, encoding: .utf8)
     return path
 }
@@ -92,7 +93,7 @@ final class FleetHarness: @unchecked Sendable {
     private var agentTasks: [Task<Void, Error>] = []
     let policyFile: String
 
-    init() async throws {
+    init(policy: String = fastPolicy) async throws {
         // The nodes tests run agents on have identities from the start: a reload makes nats-server 2.9 answer
         // "JetStream not enabled" for a moment, which the daemons ride out but a test need not wait for.
         credentials = try FleetCredentials.create(
@@ -104,7 +105,7 @@ final class FleetHarness: @unchecked Sendable {
             credentials.natsOptions(servers: [server.url], name: "test-client", seedFile: credentials.adminSeedFile), to: server, logger: logger)
         js = try connection.jetStream()
         try await Fleet.ensureStreams(js)
-        policyFile = try fastPolicyFile()
+        policyFile = try fastPolicyFile(policy)
     }
 
     deinit {
@@ -147,7 +148,8 @@ final class FleetHarness: @unchecked Sendable {
     }
 
     /// Starts a real agent for `nodeID`, on `workDirectory` when given (e.g. a small tmpfs), else a new temporary folder.
-    func startAgent(_ nodeID: String, memory: UInt64 = 8 << 30, workDirectory: String? = nil) async throws {
+    /// `checkpointStorage`: nil = the agent's default, local storage in its work directory.
+    func startAgent(_ nodeID: String, memory: UInt64 = 8 << 30, workDirectory: String? = nil, checkpointStorage: CheckpointStorage? = nil) async throws {
         var logger = Logger(label: "test.agent.\(nodeID)")
         logger.logLevel = .warning
         let work = workDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("archon-fleet-\(nodeID)-\(UUID().uuidString)").path
@@ -155,7 +157,7 @@ final class FleetHarness: @unchecked Sendable {
             nodeID: nodeID, nats: try identity(for: nodeID), assignments: try AssignmentVerifier(publicKeyFile: credentials.signingPublicKeyFile),
             workDirectory: work, heartbeatInterval: .milliseconds(500),
             sampleInterval: .seconds(1), statusInterval: .seconds(2), gracePeriod: .seconds(1), tickInterval: .milliseconds(50),
-            advertisedMemoryBytes: memory), logger: logger)
+            advertisedMemoryBytes: memory, checkpointStorage: checkpointStorage), logger: logger)
         agents[nodeID] = agent
         agentTasks.append(Task { try await agent.run() })
     }

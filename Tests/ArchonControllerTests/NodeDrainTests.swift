@@ -20,12 +20,14 @@ struct NodeDrainTests {
         """
     }
 
+    /// Both nodes mount one folder (a network filesystem on a real fleet): what n1 saved, n2 reads.
     @Test func drainingANodeMovesItsJobAfterItSavedACheckpointAndItResumesThere() async throws {
         let fleet = try await FleetHarness()
         let controller = try await fleet.startController()
         let api = HTTP(base: controller.api, token: adminToken.token)
         let cli = ArchonCLI(api: controller.api, token: adminToken.token)
-        try await fleet.startAgent("n1")
+        let shared = try sharedCheckpointStorage()
+        try await fleet.startAgent("n1", checkpointStorage: shared)
         _ = try await waitFor("node n1") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n1" } }
         #expect(try await api.call("POST", "/v1/training/jobs", body: Self.slowSaveSpec("drain-1")).status == 201)
         // Two epochs done on n1, none checkpointed; then n2 joins.
@@ -34,7 +36,7 @@ struct NodeDrainTests {
             return job.status == "running" && (job.lastMetrics?.epoch ?? 0) >= 2 ? job : nil
         }
         #expect(running.node == "n1")
-        try await fleet.startAgent("n2")
+        try await fleet.startAgent("n2", checkpointStorage: shared)
         _ = try await waitFor("node n2") { try await api.call("GET", "/v1/nodes").json([NodeView].self).first { $0.id == "n2" && $0.status == "online" } }
 
         let drain = try await cli.run(["node", "drain", "n1", "--reason", "kernel upgrade", "--timeout", "60", "--json"], timeout: .seconds(90))

@@ -115,7 +115,7 @@ struct NodeResourceFaultTests {
 
         let job = try await runOnN1ThenN2("no-room", spec: faultSpec("no-room", fault: "none", epochs: 1), fleet: fleet, api: api)
         #expect(job.history[0].startedAt == 0, "no trainer ran on n1")
-        #expect(job.history[0].outcome.contains("disk full on node n1: agent could not start the job: cannot write \(smallDisk)/jobs/no-room/checkpoints/.archon-write-check: No space left on device (ENOSPC)"),
+        #expect(job.history[0].outcome.contains("disk full on node n1: agent could not start the job: cannot write \(smallDisk)/checkpoints/no-room/attempt-1/.archon-write-check: No space left on device (ENOSPC)"),
                 "\(job.history[0].outcome)")
         #expect(try await api.call("GET", "/v1/incidents").json([IncidentView].self).contains { $0.cause == "bad_node" && $0.nodes == ["n1"] })
         await controller.stop()
@@ -126,8 +126,8 @@ struct NodeResourceFaultTests {
         let fleet = try await FleetHarness()
         let controller = try await fleet.startController()
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("archon-fleet-n1-\(UUID().uuidString)").path
-        // The job's checkpoint folder is a read-only mount: even root cannot write there.
-        let checkpoints = "\(work)/jobs/read-only/checkpoints"
+        // The node's checkpoint storage is a read-only mount: even root cannot write there.
+        let checkpoints = "\(work)/checkpoints"
         try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true)
         try #require(runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", checkpoints]) == 0)
         defer { unmount(checkpoints) }
@@ -138,7 +138,7 @@ struct NodeResourceFaultTests {
         let job = try await runOnN1ThenN2("read-only", spec: faultSpec("read-only", fault: "none", epochs: 1), fleet: fleet, api: api)
         #expect(job.history[0].failureClass == "node_fault")
         #expect(job.history[0].startedAt == 0, "no trainer ran on n1")
-        #expect(job.history[0].outcome.contains("checkpoint directory not writable on node n1: agent could not start the job: cannot write \(checkpoints)/.archon-write-check: Read-only file system (EROFS)"),
+        #expect(job.history[0].outcome.contains("checkpoint directory not writable on node n1: agent could not start the job: cannot create \(checkpoints)/read-only: Read-only file system (EROFS)"),
                 "\(job.history[0].outcome)")
         let incidents = try await api.call("GET", "/v1/incidents").json([IncidentView].self)
         #expect(incidents.contains { $0.cause == "bad_node" && $0.nodes == ["n1"] }, "\(incidents.map(\.subject))")

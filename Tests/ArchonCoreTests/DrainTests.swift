@@ -7,10 +7,12 @@ import Testing
 /// healthy attempt its stop grace to save a checkpoint; a move resumes from that checkpoint.
 @Suite struct DrainTests {
     static let sha = String(repeating: "ab", count: 32)
+    /// Every node mounts /ckpt: a job moved to another node can read what it saved during its grace.
+    static let shared = CheckpointStorage(root: "/ckpt", shared: true)
 
     /// job-1 running on n1 with a checkpoint after epoch 2; n2 empty.
     func fleetWithJobOnN1(policy: Policy = .noBackoff, spec job: JobSpec = spec("job-1")) -> Fleet {
-        var fleet = Fleet(policy: policy, nodes: ["n1"])
+        var fleet = Fleet(policy: policy, nodes: ["n1"], checkpointStorage: Self.shared)
         _ = fleet.submit(job)
         _ = fleet.start(job.id)
         fleet.addNode("n2")
@@ -85,7 +87,7 @@ import Testing
     }
 
     @Test func anAttemptNotYetAcceptedIsStoppedAndReplacedAtOnce() throws {
-        var fleet = Fleet(policy: .noBackoff, nodes: ["n1"])
+        var fleet = Fleet(policy: .noBackoff, nodes: ["n1"], checkpointStorage: Self.shared)
         _ = fleet.submit(spec("job-1"))
         fleet.addNode("n2")
         #expect(decisions(try fleet.controller.nodeDrainRequested("n1", by: "sam", reason: "", at: fleet.now)) == [
@@ -111,7 +113,7 @@ import Testing
     }
 
     @Test func aBadNodeGivesItsHealthyJobsTheirGraceBeforeMovingThem() throws {
-        var fleet = Fleet(policy: .noBackoff, nodes: ["n1"])
+        var fleet = Fleet(policy: .noBackoff, nodes: ["n1"], checkpointStorage: Self.shared)
         for id in ["job-a", "job-b", "job-c", "job-h"] {
             _ = fleet.submit(spec(id))
             _ = fleet.start(id)
@@ -139,7 +141,7 @@ import Testing
 extension Fleet {
     /// The attempt reported a verified checkpoint `/ckpt/<job>-<epoch>`.
     mutating func checkpoint(_ job: String, epoch: Int) -> [ControllerAction] {
-        send(job, .checkpoint(CheckpointWritten(path: "/ckpt/\(job)-\(epoch)", epoch: epoch, step: epoch * 100, sizeBytes: 1024, sha256: DrainTests.sha)))
+        send(job, .checkpoint(CheckpointWritten(path: "/ckpt/\(job)-\(epoch)", epoch: epoch, step: epoch * 100, sizeBytes: 1024, sha256: DrainTests.sha, storage: DrainTests.shared)))
     }
 
     mutating func exit(_ job: String, code: Int32, signal: Int32 = 0, attempt: Int) -> [ControllerAction] {

@@ -19,10 +19,14 @@ struct Fleet {
     var live: [String] = []
     /// Every job event sent, for redelivery.
     var sent: [TrainingEvent] = []
+    /// The checkpoint storage every node declares; nil = none declared (local).
+    var checkpointStorage: CheckpointStorage?
 
     /// Nodes with 64 GiB, 16 cores, one a100-40gb each, registered at t0; datasets ds-1 and ds-2 ready.
-    init(policy: Policy = Policy(), nodes: [String] = ["n1", "n2", "n3"], memory: UInt64 = 64 * gib, datasets: [String] = ["ds-1", "ds-2"]) {
+    init(policy: Policy = Policy(), nodes: [String] = ["n1", "n2", "n3"], memory: UInt64 = 64 * gib, datasets: [String] = ["ds-1", "ds-2"],
+         checkpointStorage: CheckpointStorage? = nil) {
         controller = FleetController(policy: policy)
+        self.checkpointStorage = checkpointStorage
         for id in datasets {
             _ = controller.datasetRegistered(Dataset(id: id, location: "/data/\(id)"), at: now)
         }
@@ -36,7 +40,8 @@ struct Fleet {
         if !live.contains(id) { live.append(id) }
         let status = NodeStatus(
             nodeID: id, hostname: id,
-            capacity: NodeCapacity(cpuCores: 16, memoryBytes: memory, gpus: gpus ?? [GPU(index: 0, name: "A100", gpuClass: "a100-40gb", memoryBytes: 40 * gib)], diskBytes: 1000 * gib))
+            capacity: NodeCapacity(cpuCores: 16, memoryBytes: memory, gpus: gpus ?? [GPU(index: 0, name: "A100", gpuClass: "a100-40gb", memoryBytes: 40 * gib)], diskBytes: 1000 * gib),
+            checkpointStorage: checkpointStorage)
         return controller.eventReceived(
             TrainingEvent(jobID: "", nodeID: id, attempt: 0, sequence: 0, timeMs: now, body: .nodeStatus(status)),
             subjectNode: id, at: now)

@@ -14,7 +14,7 @@ enum Fixtures {
         epochs: 90,
         dataSubset: 0.5,
         timeouts: Timeouts(perEpochSeconds: 1800, totalSeconds: 14_400, heartbeatSeconds: 120),
-        checkpoint: CheckpointPolicy(everyEpochs: 2, everySteps: 5000, keepLast: 5, stopGraceSeconds: 600),
+        checkpoint: CheckpointPolicy(everyEpochs: 2, everySteps: 5000, keepLast: 5, stopGraceSeconds: 600, sharedRoot: "/mnt/team-vision"),
         resources: Resources(memoryBytes: 16 << 30, cpuCores: 7.5, gpuClass: "a100-40gb", gpuCount: 2, diskBytes: 100 << 30),
         dataset: "imagenet-subset-v3",
         dataQualityCheck: true,
@@ -42,7 +42,8 @@ enum Fixtures {
         assignedAtMs: 1_732_870_400_000,
         reason: "oom: batchSize 32 -> 16, gradientAccumulationSteps 2 -> 4",
         freshStart: true,
-        stopGraceSeconds: 300
+        stopGraceSeconds: 300,
+        resumeSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
     )
 
     static let nodeStatus = NodeStatus(
@@ -70,7 +71,8 @@ enum Fixtures {
         labels: ["zone": "eu-1", "rack": "r12", "owner": "ml-platform ☁"],
         enforcement: EnforcementCapabilities(memory: .cgroupV2, cpu: .cgroupV1, pids: .watchdog, note: "pids via polling"),
         startedAtMs: 1_732_859_990_000,
-        runningJobs: ["resnet-7", "bert-2"]
+        runningJobs: ["resnet-7", "bert-2"],
+        checkpointStorage: CheckpointStorage(root: "/mnt/checkpoints", shared: true)
     )
 
     static func event(_ sequence: UInt64, _ body: TrainingEvent.Body) -> TrainingEvent {
@@ -88,7 +90,8 @@ enum Fixtures {
         event(4, .step(StepProgress(step: 6300, epoch: 6, loss: .infinity, learningRate: 0.001, samplesPerSecond: 1543.75))),
         event(5, .checkpoint(CheckpointWritten(
             path: "/ckpt/epoch-0005.pt", epoch: 5, step: 6255, sizeBytes: 102_760_448,
-            sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+            sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            storage: CheckpointStorage(root: "/ckpt", shared: true)
         ))),
         event(6, .resources(ResourceSample(
             memoryUsedBytes: 14 << 30, memoryLimitBytes: 16 << 30, cpuCores: 3.5, gpuMemoryUsedBytes: 36 << 30,

@@ -78,7 +78,8 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
         },
         expect("event-checkpoint", event(9, 1_732_870_362_000, .checkpoint(CheckpointWritten(
             path: "/var/lib/archon/ckpt/resnet-7/epoch-0005.pt", epoch: 5, step: 6255, sizeBytes: 102_760_448,
-            sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+            sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            storage: CheckpointStorage(root: "/var/lib/archon/ckpt", shared: false)
         )))),
         expect("event-resources", event(10, 1_732_870_363_000, .resources(ResourceSample(
             memoryUsedBytes: 15_032_385_536, memoryLimitBytes: 17_179_869_184, cpuCores: 3.5,
@@ -128,7 +129,8 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
                 labels: ["zone": "eu-1", "rack": "r12"],
                 enforcement: EnforcementCapabilities(memory: .cgroupV1, cpu: .cgroupV1, pids: .none, note: "pids controller not mounted"),
                 startedAtMs: 1_732_859_990_000,
-                runningJobs: ["resnet-7", "bert-2"]
+                runningJobs: ["resnet-7", "bert-2"],
+                checkpointStorage: CheckpointStorage(root: "/mnt/checkpoints", shared: true)
             ))
         )),
         expect("node-status", NodeStatus(
@@ -175,7 +177,8 @@ struct GoldenCase: Sendable, CustomTestStringConvertible {
             resumeFrom: checkpointPath,
             assignedAtMs: 1_732_870_400_000,
             reason: "oom: batchSize 32 -> 16, gradientAccumulationSteps 2 -> 4",
-            freshStart: true
+            freshStart: true,
+            resumeSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         )),
         // No config on the wire: the model's defaults, as in the JSON form.
         expect("job-spec-minimal", JobSpec(id: "mnist-1", command: ["python3", "mnist.py"], config: TrainingConfig())),

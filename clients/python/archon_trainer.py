@@ -156,6 +156,7 @@ ERROR_CLASSES = (
     "out_of_memory",
     "diverging_loss",
     "data_corruption",
+    "checkpoint_unavailable",  # the checkpoint in ARCHON_RESUME_FROM cannot be read (never the dataset's fault)
     "crash",
 )
 

@@ -977,7 +977,7 @@ const ProtobufCMessageDescriptor archon__v1__step_progress__descriptor =
   (ProtobufCMessageInit) archon__v1__step_progress__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor archon__v1__checkpoint_written__field_descriptors[5] =
+static const ProtobufCFieldDescriptor archon__v1__checkpoint_written__field_descriptors[6] =
 {
   {
     "path",
@@ -1039,6 +1039,18 @@ static const ProtobufCFieldDescriptor archon__v1__checkpoint_written__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "storage",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__CheckpointWritten, storage),
+    &archon__v1__checkpoint_storage__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned archon__v1__checkpoint_written__field_indices_by_name[] = {
   1,   /* field[1] = epoch */
@@ -1046,11 +1058,12 @@ static const unsigned archon__v1__checkpoint_written__field_indices_by_name[] = 
   4,   /* field[4] = sha256 */
   3,   /* field[3] = size_bytes */
   2,   /* field[2] = step */
+  5,   /* field[5] = storage */
 };
 static const ProtobufCIntRange archon__v1__checkpoint_written__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor archon__v1__checkpoint_written__descriptor =
 {
@@ -1060,7 +1073,7 @@ const ProtobufCMessageDescriptor archon__v1__checkpoint_written__descriptor =
   "Archon__V1__CheckpointWritten",
   "archon.v1",
   sizeof(Archon__V1__CheckpointWritten),
-  5,
+  6,
   archon__v1__checkpoint_written__field_descriptors,
   archon__v1__checkpoint_written__field_indices_by_name,
   1,  archon__v1__checkpoint_written__number_ranges,
@@ -1806,7 +1819,7 @@ const ProtobufCMessageDescriptor archon__v1__log_reply__descriptor =
   (ProtobufCMessageInit) archon__v1__log_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue archon__v1__failure_class__enum_values_by_number[10] =
+static const ProtobufCEnumValue archon__v1__failure_class__enum_values_by_number[11] =
 {
   { "FAILURE_CLASS_UNSPECIFIED", "ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_UNSPECIFIED", 0 },
   { "FAILURE_CLASS_OUT_OF_MEMORY", "ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_OUT_OF_MEMORY", 1 },
@@ -1818,12 +1831,14 @@ static const ProtobufCEnumValue archon__v1__failure_class__enum_values_by_number
   { "FAILURE_CLASS_CRASH", "ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_CRASH", 7 },
   { "FAILURE_CLASS_DATA_CORRUPTION", "ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_DATA_CORRUPTION", 8 },
   { "FAILURE_CLASS_NODE_FAULT", "ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_NODE_FAULT", 9 },
+  { "FAILURE_CLASS_CHECKPOINT_UNAVAILABLE", "ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_CHECKPOINT_UNAVAILABLE", 10 },
 };
 static const ProtobufCIntRange archon__v1__failure_class__value_ranges[] = {
-{0, 0},{0, 10}
+{0, 0},{0, 11}
 };
-static const ProtobufCEnumValueIndex archon__v1__failure_class__enum_values_by_name[10] =
+static const ProtobufCEnumValueIndex archon__v1__failure_class__enum_values_by_name[11] =
 {
+  { "FAILURE_CLASS_CHECKPOINT_UNAVAILABLE", 10 },
   { "FAILURE_CLASS_CRASH", 7 },
   { "FAILURE_CLASS_DATASET_NOT_FOUND", 3 },
   { "FAILURE_CLASS_DATA_CORRUPTION", 8 },
@@ -1842,9 +1857,9 @@ const ProtobufCEnumDescriptor archon__v1__failure_class__descriptor =
   "FailureClass",
   "Archon__V1__FailureClass",
   "archon.v1",
-  10,
+  11,
   archon__v1__failure_class__enum_values_by_number,
-  10,
+  11,
   archon__v1__failure_class__enum_values_by_name,
   1,
   archon__v1__failure_class__value_ranges,

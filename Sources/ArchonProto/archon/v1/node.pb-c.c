@@ -187,6 +187,51 @@ void   archon__v1__enforcement_capabilities__free_unpacked
   assert(message->base.descriptor == &archon__v1__enforcement_capabilities__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   archon__v1__checkpoint_storage__init
+                     (Archon__V1__CheckpointStorage         *message)
+{
+  static const Archon__V1__CheckpointStorage init_value = ARCHON__V1__CHECKPOINT_STORAGE__INIT;
+  *message = init_value;
+}
+size_t archon__v1__checkpoint_storage__get_packed_size
+                     (const Archon__V1__CheckpointStorage *message)
+{
+  assert(message->base.descriptor == &archon__v1__checkpoint_storage__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t archon__v1__checkpoint_storage__pack
+                     (const Archon__V1__CheckpointStorage *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &archon__v1__checkpoint_storage__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t archon__v1__checkpoint_storage__pack_to_buffer
+                     (const Archon__V1__CheckpointStorage *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &archon__v1__checkpoint_storage__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Archon__V1__CheckpointStorage *
+       archon__v1__checkpoint_storage__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Archon__V1__CheckpointStorage *)
+     protobuf_c_message_unpack (&archon__v1__checkpoint_storage__descriptor,
+                                allocator, len, data);
+}
+void   archon__v1__checkpoint_storage__free_unpacked
+                     (Archon__V1__CheckpointStorage *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &archon__v1__checkpoint_storage__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   archon__v1__node_status__labels_entry__init
                      (Archon__V1__NodeStatus__LabelsEntry         *message)
 {
@@ -585,6 +630,57 @@ const ProtobufCMessageDescriptor archon__v1__enforcement_capabilities__descripto
   (ProtobufCMessageInit) archon__v1__enforcement_capabilities__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor archon__v1__checkpoint_storage__field_descriptors[2] =
+{
+  {
+    "root",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__CheckpointStorage, root),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "shared",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__CheckpointStorage, shared),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned archon__v1__checkpoint_storage__field_indices_by_name[] = {
+  0,   /* field[0] = root */
+  1,   /* field[1] = shared */
+};
+static const ProtobufCIntRange archon__v1__checkpoint_storage__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor archon__v1__checkpoint_storage__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "archon.v1.CheckpointStorage",
+  "CheckpointStorage",
+  "Archon__V1__CheckpointStorage",
+  "archon.v1",
+  sizeof(Archon__V1__CheckpointStorage),
+  2,
+  archon__v1__checkpoint_storage__field_descriptors,
+  archon__v1__checkpoint_storage__field_indices_by_name,
+  1,  archon__v1__checkpoint_storage__number_ranges,
+  (ProtobufCMessageInit) archon__v1__checkpoint_storage__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor archon__v1__node_status__labels_entry__field_descriptors[2] =
 {
   {
@@ -636,7 +732,7 @@ const ProtobufCMessageDescriptor archon__v1__node_status__labels_entry__descript
   (ProtobufCMessageInit) archon__v1__node_status__labels_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor archon__v1__node_status__field_descriptors[10] =
+static const ProtobufCFieldDescriptor archon__v1__node_status__field_descriptors[11] =
 {
   {
     "node_id",
@@ -758,10 +854,23 @@ static const ProtobufCFieldDescriptor archon__v1__node_status__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "checkpoint_storage",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__NodeStatus, checkpoint_storage),
+    &archon__v1__checkpoint_storage__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned archon__v1__node_status__field_indices_by_name[] = {
   2,   /* field[2] = agent_version */
   3,   /* field[3] = capacity */
+  10,   /* field[10] = checkpoint_storage */
   6,   /* field[6] = enforcement */
   1,   /* field[1] = hostname */
   5,   /* field[5] = labels */
@@ -774,7 +883,7 @@ static const unsigned archon__v1__node_status__field_indices_by_name[] = {
 static const ProtobufCIntRange archon__v1__node_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor archon__v1__node_status__descriptor =
 {
@@ -784,7 +893,7 @@ const ProtobufCMessageDescriptor archon__v1__node_status__descriptor =
   "Archon__V1__NodeStatus",
   "archon.v1",
   sizeof(Archon__V1__NodeStatus),
-  10,
+  11,
   archon__v1__node_status__field_descriptors,
   archon__v1__node_status__field_indices_by_name,
   1,  archon__v1__node_status__number_ranges,

@@ -643,7 +643,7 @@ const ProtobufCMessageDescriptor archon__v1__timeouts__descriptor =
   (ProtobufCMessageInit) archon__v1__timeouts__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor archon__v1__checkpoint_policy__field_descriptors[4] =
+static const ProtobufCFieldDescriptor archon__v1__checkpoint_policy__field_descriptors[5] =
 {
   {
     "every_epochs",
@@ -693,17 +693,30 @@ static const ProtobufCFieldDescriptor archon__v1__checkpoint_policy__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "shared_root",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__CheckpointPolicy, shared_root),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned archon__v1__checkpoint_policy__field_indices_by_name[] = {
   0,   /* field[0] = every_epochs */
   1,   /* field[1] = every_steps */
   2,   /* field[2] = keep_last */
+  4,   /* field[4] = shared_root */
   3,   /* field[3] = stop_grace_seconds */
 };
 static const ProtobufCIntRange archon__v1__checkpoint_policy__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor archon__v1__checkpoint_policy__descriptor =
 {
@@ -713,7 +726,7 @@ const ProtobufCMessageDescriptor archon__v1__checkpoint_policy__descriptor =
   "Archon__V1__CheckpointPolicy",
   "archon.v1",
   sizeof(Archon__V1__CheckpointPolicy),
-  4,
+  5,
   archon__v1__checkpoint_policy__field_descriptors,
   archon__v1__checkpoint_policy__field_indices_by_name,
   1,  archon__v1__checkpoint_policy__number_ranges,
@@ -1329,7 +1342,7 @@ const ProtobufCEnumDescriptor archon__v1__job_assignment__desired_state__descrip
   archon__v1__job_assignment__desired_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor archon__v1__job_assignment__field_descriptors[10] =
+static const ProtobufCFieldDescriptor archon__v1__job_assignment__field_descriptors[11] =
 {
   {
     "spec",
@@ -1451,6 +1464,18 @@ static const ProtobufCFieldDescriptor archon__v1__job_assignment__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "resume_sha256",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Archon__V1__JobAssignment, resume_sha256),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned archon__v1__job_assignment__field_indices_by_name[] = {
   6,   /* field[6] = assigned_at_ms */
@@ -1461,13 +1486,14 @@ static const unsigned archon__v1__job_assignment__field_indices_by_name[] = {
   4,   /* field[4] = node_id */
   7,   /* field[7] = reason */
   5,   /* field[5] = resume_from */
+  10,   /* field[10] = resume_sha256 */
   0,   /* field[0] = spec */
   9,   /* field[9] = stop_grace_seconds */
 };
 static const ProtobufCIntRange archon__v1__job_assignment__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor archon__v1__job_assignment__descriptor =
 {
@@ -1477,7 +1503,7 @@ const ProtobufCMessageDescriptor archon__v1__job_assignment__descriptor =
   "Archon__V1__JobAssignment",
   "archon.v1",
   sizeof(Archon__V1__JobAssignment),
-  10,
+  11,
   archon__v1__job_assignment__field_descriptors,
   archon__v1__job_assignment__field_indices_by_name,
   1,  archon__v1__job_assignment__number_ranges,

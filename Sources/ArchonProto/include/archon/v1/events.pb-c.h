@@ -89,7 +89,12 @@ typedef enum _Archon__V1__FailureClass {
   /*
    * the node could not run the process (spawn, disk, cgroup failure)
    */
-  ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_NODE_FAULT = 9
+  ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_NODE_FAULT = 9,
+  /*
+   * The checkpoint the attempt was told to resume from is missing or no longer has its checksum on this node
+   * (never the dataset): the controller chooses the next valid checkpoint or a fresh start.
+   */
+  ARCHON__V1__FAILURE_CLASS__FAILURE_CLASS_CHECKPOINT_UNAVAILABLE = 10
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ARCHON__V1__FAILURE_CLASS)
 } Archon__V1__FailureClass;
 
@@ -210,10 +215,15 @@ struct  Archon__V1__CheckpointWritten
    * Lower-case hex SHA-256 of the file as the agent read it.
    */
   char *sha256;
+  /*
+   * Where the file lies: the node's checkpoint storage, or the job's own shared root. Absent from agents that
+   * predate it: local to the node that reported it.
+   */
+  Archon__V1__CheckpointStorage *storage;
 };
 #define ARCHON__V1__CHECKPOINT_WRITTEN__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&archon__v1__checkpoint_written__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, NULL }
 
 
 /*

@@ -19,6 +19,7 @@ typedef struct Archon__V1__GPU Archon__V1__GPU;
 typedef struct Archon__V1__NodeCapacity Archon__V1__NodeCapacity;
 typedef struct Archon__V1__NodeUsage Archon__V1__NodeUsage;
 typedef struct Archon__V1__EnforcementCapabilities Archon__V1__EnforcementCapabilities;
+typedef struct Archon__V1__CheckpointStorage Archon__V1__CheckpointStorage;
 typedef struct Archon__V1__NodeStatus Archon__V1__NodeStatus;
 typedef struct Archon__V1__NodeStatus__LabelsEntry Archon__V1__NodeStatus__LabelsEntry;
 
@@ -147,6 +148,27 @@ struct  Archon__V1__EnforcementCapabilities
     , ARCHON__V1__ENFORCEMENT__ENFORCEMENT_UNSPECIFIED, ARCHON__V1__ENFORCEMENT__ENFORCEMENT_UNSPECIFIED, ARCHON__V1__ENFORCEMENT__ENFORCEMENT_UNSPECIFIED, (char *)protobuf_c_empty_string }
 
 
+/*
+ * Where checkpoints are written: <root>/<job>/attempt-<n>/.
+ */
+struct  Archon__V1__CheckpointStorage
+{
+  ProtobufCMessage base;
+  /*
+   * Absolute folder.
+   */
+  char *root;
+  /*
+   * Every node that declares the same shared root reads the same files there (a network filesystem mounted at
+   * that path on each node). false = local: only the node that wrote a checkpoint can read it.
+   */
+  protobuf_c_boolean shared;
+};
+#define ARCHON__V1__CHECKPOINT_STORAGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&archon__v1__checkpoint_storage__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
 struct  Archon__V1__NodeStatus__LabelsEntry
 {
   ProtobufCMessage base;
@@ -192,10 +214,15 @@ struct  Archon__V1__NodeStatus
    * The agent runs assignments without checking their signature (--insecure-unsigned-assignments).
    */
   protobuf_c_boolean unsigned_assignments_accepted;
+  /*
+   * Where this node writes checkpoints (--checkpoint-root, --checkpoint-storage). Absent from agents that
+   * predate it: local storage.
+   */
+  Archon__V1__CheckpointStorage *checkpoint_storage;
 };
 #define ARCHON__V1__NODE_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&archon__v1__node_status__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, NULL, 0, 0,NULL, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, 0,NULL, NULL, 0, 0,NULL, 0, NULL }
 
 
 /* Archon__V1__GPU methods */
@@ -274,6 +301,25 @@ Archon__V1__EnforcementCapabilities *
 void   archon__v1__enforcement_capabilities__free_unpacked
                      (Archon__V1__EnforcementCapabilities *message,
                       ProtobufCAllocator *allocator);
+/* Archon__V1__CheckpointStorage methods */
+void   archon__v1__checkpoint_storage__init
+                     (Archon__V1__CheckpointStorage         *message);
+size_t archon__v1__checkpoint_storage__get_packed_size
+                     (const Archon__V1__CheckpointStorage   *message);
+size_t archon__v1__checkpoint_storage__pack
+                     (const Archon__V1__CheckpointStorage   *message,
+                      uint8_t             *out);
+size_t archon__v1__checkpoint_storage__pack_to_buffer
+                     (const Archon__V1__CheckpointStorage   *message,
+                      ProtobufCBuffer     *buffer);
+Archon__V1__CheckpointStorage *
+       archon__v1__checkpoint_storage__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   archon__v1__checkpoint_storage__free_unpacked
+                     (Archon__V1__CheckpointStorage *message,
+                      ProtobufCAllocator *allocator);
 /* Archon__V1__NodeStatus__LabelsEntry methods */
 void   archon__v1__node_status__labels_entry__init
                      (Archon__V1__NodeStatus__LabelsEntry         *message);
@@ -310,6 +356,9 @@ typedef void (*Archon__V1__NodeUsage_Closure)
 typedef void (*Archon__V1__EnforcementCapabilities_Closure)
                  (const Archon__V1__EnforcementCapabilities *message,
                   void *closure_data);
+typedef void (*Archon__V1__CheckpointStorage_Closure)
+                 (const Archon__V1__CheckpointStorage *message,
+                  void *closure_data);
 typedef void (*Archon__V1__NodeStatus__LabelsEntry_Closure)
                  (const Archon__V1__NodeStatus__LabelsEntry *message,
                   void *closure_data);
@@ -327,6 +376,7 @@ extern const ProtobufCMessageDescriptor archon__v1__gpu__descriptor;
 extern const ProtobufCMessageDescriptor archon__v1__node_capacity__descriptor;
 extern const ProtobufCMessageDescriptor archon__v1__node_usage__descriptor;
 extern const ProtobufCMessageDescriptor archon__v1__enforcement_capabilities__descriptor;
+extern const ProtobufCMessageDescriptor archon__v1__checkpoint_storage__descriptor;
 extern const ProtobufCMessageDescriptor archon__v1__node_status__descriptor;
 extern const ProtobufCMessageDescriptor archon__v1__node_status__labels_entry__descriptor;
 

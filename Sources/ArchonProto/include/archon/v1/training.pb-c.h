@@ -155,10 +155,16 @@ struct  Archon__V1__CheckpointPolicy
    * before SIGKILL. 0 = the controller policy's remediation.stopGrace.
    */
   uint32_t stop_grace_seconds;
+  /*
+   * A folder on storage every node mounts at this path (e.g. a network filesystem): checkpoints go to
+   * <shared_root>/<job>/attempt-<n>/ and the job may resume on any node. Empty = each node's own checkpoint
+   * storage. Agents accept it only under their checkpoint root or an --allow-checkpoint-root folder.
+   */
+  char *shared_root;
 };
 #define ARCHON__V1__CHECKPOINT_POLICY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&archon__v1__checkpoint_policy__descriptor) \
-    , 0, 0, 0, 0 }
+    , 0, 0, 0, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -370,10 +376,15 @@ struct  Archon__V1__JobAssignment
    * and exit (a drain, a move, an operator stop). 0 = the agent's own --grace-period.
    */
   uint32_t stop_grace_seconds;
+  /*
+   * SHA-256 (lower-case hex) that resume_from must have: the agent checks it before the trainer starts and
+   * reports FAILURE_CLASS_CHECKPOINT_UNAVAILABLE when the file is missing or differs. Empty = not checked.
+   */
+  char *resume_sha256;
 };
 #define ARCHON__V1__JOB_ASSIGNMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&archon__v1__job_assignment__descriptor) \
-    , NULL, 0, 0, ARCHON__V1__JOB_ASSIGNMENT__DESIRED_STATE__DESIRED_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0 }
+    , NULL, 0, 0, ARCHON__V1__JOB_ASSIGNMENT__DESIRED_STATE__DESIRED_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
 
 
 /*
