@@ -203,7 +203,10 @@ public final class EscalationSinks: Sendable {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         for (k, v) in sink.headers ?? [:] { request.setValue(v, forHTTPHeaderField: k) }
         request.httpBody = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
-        let (_, response) = try await URLSession.shared.data(for: request)
+        // Outside the sink worker's task tree: cancelling an in-flight URLSession request (at shutdown) deadlocks
+        // swift-corelibs-foundation (its cancel handler waits on the session queue, which waits on the task's status
+        // lock); seen as a controller that never stops. The request's own timeout bounds the wait instead.
+        let (_, response) = try await Task.detached { try await URLSession.shared.data(for: request) }.value
         guard let http = response as? HTTPURLResponse, (200..<300).contains(http.statusCode) else {
             throw HTTPFailure(description: "HTTP \((response as? HTTPURLResponse)?.statusCode ?? 0) from the sink")
         }
