@@ -65,6 +65,9 @@ final class JobProcess: @unchecked Sendable {
         var epochStartedMs: Int64
         var epochsCompleted = 0
         var reportedLines = 0
+        /// The trainer reported an epoch, a step or a checkpoint: it reports epochs, so the per-epoch limit applies
+        /// (as the controller arms it on the same reports). A job that never does is bound by its total limit only.
+        var reportsEpochs = false
         var reportedError: FailureClass?
         /// The message of that `error` line: it came over the FIFO, so it is there even when a full disk kept the
         /// traceback out of `output.log`.
@@ -473,11 +476,14 @@ final class JobProcess: @unchecked Sendable {
             lock.withLock {
                 state.epochsCompleted = max(state.epochsCompleted, metrics.epoch)
                 state.epochStartedMs = now
+                state.reportsEpochs = true
             }
             emit(.epoch(metrics), nowMs: now)
         case .step(let progress):
+            lock.withLock { state.reportsEpochs = true }
             emit(.step(progress), nowMs: now)
         case .checkpoint(let path, let epoch, let step):
+            lock.withLock { state.reportsEpochs = true }
             do {
                 let (written, deleted) = try checkpoints.written(path: path, in: checkpointDirectory, storage: record.checkpointStorage,
                                                                  epoch: epoch, step: step, attempt: attempt, keepLast: config.checkpoint.keepLast)
@@ -514,7 +520,7 @@ final class JobProcess: @unchecked Sendable {
         if timeouts.totalSeconds > 0, nowMs - record.startedAtMs > Int64(timeouts.totalSeconds) * 1000 {
             return .totalTimeout
         }
-        if timeouts.perEpochSeconds > 0, nowMs - s.epochStartedMs > Int64(timeouts.perEpochSeconds) * 1000 {
+        if timeouts.perEpochSeconds > 0, s.reportsEpochs, nowMs - s.epochStartedMs > Int64(timeouts.perEpochSeconds) * 1000 {
             return .epochTimeout
         }
         // Hang detection needs a job that speaks the contract: an explicit window, or lines seen.

@@ -39,6 +39,8 @@ public struct DatasetRecord: Codable, Sendable, Hashable {
     public internal(set) var retriesPaused = false
     /// Incident that paused it; empty when not paused.
     public internal(set) var pausedByIncident = ""
+    /// Failures on it before this time no longer count for the bad-dataset rule: it was resumed (repaired). nil = all count.
+    public internal(set) var evidenceSinceMs: Int64?
 
     public var id: String { dataset.id }
     public var location: String { dataset.location }

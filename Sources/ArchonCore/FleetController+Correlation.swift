@@ -9,6 +9,48 @@ extension FleetController {
             .map(\.milliseconds).max() ?? 0
     }
 
+    /// The first time failures count for the fleet rule whose incident key is `scope`: the window's start, or later
+    /// when the cause was repaired since (``clearEvidence(_:at:)``).
+    func evidenceStart(_ scope: String, window: PolicyDuration, at now: Int64) -> Int64 {
+        let repaired: Int64? = if scope.hasPrefix("bad_node:") {
+            state.nodes[String(scope.dropFirst("bad_node:".count))]?.evidenceSinceMs
+        } else if scope.hasPrefix("bad_dataset:") {
+            state.datasets[String(scope.dropFirst("bad_dataset:".count))]?.evidenceSinceMs
+        } else {
+            state.evidenceSince[scope]
+        }
+        return Swift.max(now - window.milliseconds, repaired.map { $0 + 1 } ?? .min)
+    }
+
+    /// Nodes heard from: what fleet-relative thresholds are fractions of. O(nodes), like placement.
+    var onlineNodeCount: Int { state.nodes.values.reduce(0) { $0 + ($1.health == .online ? 1 : 0) } }
+
+    /// The distinct nodes a fleet-wide rule needs: its minimum, or `fraction` of the online nodes when more.
+    func distinctNodesNeeded(minimum: Int, fraction: Double) -> Int {
+        let share = (fraction * Double(onlineNodeCount)).rounded(.up)
+        return Swift.max(minimum, share.isFinite ? Int(share) : minimum)
+    }
+
+    /// The cause behind a fleet rule's incident key was repaired (a node uncordoned, a dataset resumed, an incident
+    /// resolved): the failures it answered no longer count, so the next failure is judged on new evidence only.
+    mutating func clearEvidence(_ scope: String, at now: Int64) {
+        if scope.hasPrefix("bad_node:") {
+            let id = String(scope.dropFirst("bad_node:".count))
+            if var node = state.nodes[id] {
+                node.evidenceSinceMs = now
+                state.nodes[id] = node
+            }
+        } else if scope.hasPrefix("bad_dataset:") {
+            let id = String(scope.dropFirst("bad_dataset:".count))
+            if var dataset = state.datasets[id] {
+                dataset.evidenceSinceMs = now
+                state.datasets[id] = dataset
+            }
+        } else if scope == "multi_agent" || scope == "security:permission_denied" || scope.hasPrefix("system_resource:") {
+            state.evidenceSince[scope] = now  // a handful of keys, never one per node or job
+        }
+    }
+
     /// Runs every rule on a new failure, most specific first; the multi-agent rule sees only what the others
     /// left unexplained.
     mutating func correlate(_ failure: FailureObservation, at now: Int64, _ out: inout [ControllerAction]) {
@@ -35,7 +77,9 @@ extension FleetController {
         let node = failure.nodeID
         guard rule.enabled, !node.isEmpty, rule.symptoms.contains(failure.symptom) else { return }
         let since = now - rule.window.milliseconds
-        let failures = state.correlation.failures(since: since) { $0.nodeID == node && rule.symptoms.contains($0.symptom) }
+        let failures = state.correlation.failures(since: evidenceStart("bad_node:\(node)", window: rule.window, at: now)) {
+            $0.nodeID == node && rule.symptoms.contains($0.symptom)
+        }
         let jobs = Array(Set(failures.map(\.jobID))).sorted()
         guard jobs.count >= rule.minDistinctJobs else { return }
         let kinds = Array(Set(failures.map(\.kind))).sorted()
@@ -133,7 +177,9 @@ extension FleetController {
         let rule = policy.correlation.badDataset
         let dataset = failure.dataset
         guard rule.enabled, !dataset.isEmpty, rule.symptoms.contains(failure.symptom) else { return }
-        let failures = state.correlation.failures(since: now - rule.window.milliseconds) { $0.dataset == dataset && rule.symptoms.contains($0.symptom) }
+        let failures = state.correlation.failures(since: evidenceStart("bad_dataset:\(dataset)", window: rule.window, at: now)) {
+            $0.dataset == dataset && rule.symptoms.contains($0.symptom)
+        }
         let jobs = Array(Set(failures.map(\.jobID))).sorted()
         guard jobs.count >= rule.minDistinctJobs else { return }
         let evidence = "\(jobs.count) distinct jobs reading \(dataset) failed with data-related or divergence symptoms within \(rule.window): \(describe(failures))"
@@ -182,6 +228,7 @@ extension FleetController {
     }
 
     mutating func resumeDataset(_ id: String, by who: String, at now: Int64, _ out: inout [ControllerAction]) {
+        clearEvidence("bad_dataset:\(id)", at: now)
         guard var record = state.datasets[id], record.retriesPaused else { return }
         let incident = record.pausedByIncident
         record.retriesPaused = false
@@ -197,11 +244,14 @@ extension FleetController {
     private mutating func systemResourceRule(_ failure: FailureObservation, at now: Int64, _ out: inout [ControllerAction]) {
         let rule = policy.correlation.systemResource
         guard rule.enabled, rule.symptoms.contains(failure.symptom), let resource = ResourceKind.exhausted(by: failure.symptom) else { return }
-        let failures = state.correlation.failures(since: now - rule.window.milliseconds) { $0.symptom == failure.symptom && !$0.nodeID.isEmpty }
+        let failures = state.correlation.failures(since: evidenceStart("system_resource:\(resource.rawValue)", window: rule.window, at: now)) {
+            $0.symptom == failure.symptom && !$0.nodeID.isEmpty
+        }
         let nodes = Array(Set(failures.map(\.nodeID))).sorted()
         // One job failing on several nodes is one job: both nodes and jobs must reach the count.
-        guard nodes.count >= rule.minDistinctNodes, Set(failures.map(\.jobID)).count >= rule.minDistinctNodes else { return }
-        let evidence = "\(failure.symptom.title) on \(nodes.count) nodes within \(rule.window): \(describe(failures))"
+        let needed = distinctNodesNeeded(minimum: rule.minDistinctNodes, fraction: rule.failureNodeFraction)
+        guard nodes.count >= needed, Set(failures.map(\.jobID)).count >= needed else { return }
+        let evidence = "\(failure.symptom.title) on \(nodes.count) nodes (of \(onlineNodeCount) online; \(needed) needed) within \(rule.window): \(describe(failures))"
         raiseSystemIncident(resource, evidence: evidence, nodes: nodes, jobs: Array(Set(failures.map(\.jobID))).sorted(),
                             freeze: [failure.symptom], ruleText: "≥ \(rule.minDistinctNodes) nodes fail with the same resource symptom", at: now, &out)
     }
@@ -274,7 +324,7 @@ extension FleetController {
     private mutating func permissionRule(_ failure: FailureObservation, at now: Int64, _ out: inout [ControllerAction]) {
         let rule = policy.correlation.security
         guard rule.enabled, failure.symptom == .permissionDenied else { return }
-        let failures = state.correlation.failures(since: now - rule.window.milliseconds) { $0.symptom == .permissionDenied }
+        let failures = state.correlation.failures(since: evidenceStart("security:permission_denied", window: rule.window, at: now)) { $0.symptom == .permissionDenied }
         let jobs = Array(Set(failures.map(\.jobID))).sorted()
         guard jobs.count >= rule.permissionDeniedJobs else { return }
         let evidence = "permission denied for \(jobs.count) distinct jobs within \(rule.window): \(describe(failures))"
@@ -309,11 +359,15 @@ extension FleetController {
     private mutating func multiAgentRule(at now: Int64, _ out: inout [ControllerAction]) {
         let rule = policy.correlation.multiAgent
         guard rule.enabled else { return }
-        let failures = state.correlation.failures(since: now - rule.window.milliseconds) { !$0.nodeID.isEmpty && !isExplained($0) }
+        let failures = state.correlation.failures(since: evidenceStart("multi_agent", window: rule.window, at: now)) {
+            !$0.nodeID.isEmpty && !isExplained($0) && !isAnswered($0)
+        }
         let nodes = Array(Set(failures.map(\.nodeID))).sorted()
         let jobs = Array(Set(failures.map(\.jobID))).sorted()
-        guard nodes.count >= rule.minDistinctNodes, jobs.count >= rule.minDistinctNodes else { return }
-        let evidence = "failures on \(nodes.count) agents within \(rule.window) that no other rule explains: \(describe(failures))"
+        // "Multiple agents": never more than the fleet has (a two-node fleet with both failing qualifies), never one.
+        let needed = distinctNodesNeeded(minimum: Swift.max(2, Swift.min(rule.minDistinctNodes, onlineNodeCount)), fraction: rule.nodeFraction)
+        guard nodes.count >= needed, jobs.count >= needed else { return }
+        let evidence = "failures on \(nodes.count) agents (of \(onlineNodeCount) online; \(needed) needed) within \(rule.window) that no other rule explains: \(describe(failures))"
         let id = state.incidents.raise(
             IncidentDraft(
                 dedupKey: "multi_agent", cause: .multiAgent, level: rule.level, severity: rule.severity,
@@ -324,6 +378,18 @@ extension FleetController {
             reason: Reason(symptom: "multiple agents affected simultaneously", evidence: evidence, rule: "correlation.multiAgent: failures on ≥ \(rule.minDistinctNodes) agents within \(rule.window) → one grouped incident at \(rule.level.rawValue)"),
             at: now, ladder: ladder, deadlines: &state.deadlines, out: &out)
         attachJobIncidents(jobs, to: id, at: now, &out)
+    }
+
+    /// A failure whose node, dataset or fleet-wide cause was repaired since (its evidence cleared): it was explained,
+    /// and stays explained after that incident is resolved.
+    private func isAnswered(_ f: FailureObservation) -> Bool {
+        if let since = state.nodes[f.nodeID]?.evidenceSinceMs, f.timeMs <= since { return true }
+        if !f.dataset.isEmpty, let since = state.datasets[f.dataset]?.evidenceSinceMs, f.timeMs <= since { return true }
+        if let resource = ResourceKind.exhausted(by: f.symptom), let since = state.evidenceSince["system_resource:\(resource.rawValue)"], f.timeMs <= since {
+            return true
+        }
+        if f.symptom == .permissionDenied, let since = state.evidenceSince["security:permission_denied"], f.timeMs <= since { return true }
+        return false
     }
 
     /// A failure a more specific fleet incident already accounts for.

@@ -67,6 +67,35 @@ extension FleetController {
             at: now, ladder: ladder, deadlines: &state.deadlines, out: &out)
     }
 
+    /// Who resolves an incident whose condition cleared by itself.
+    static let automatic = "archon"
+
+    /// The condition behind the job's own incident cleared (it completed, was stopped, started after being stuck, ran
+    /// healthy long enough): the incident resolves itself with the reason, and the sinks hear `resolved`. With
+    /// `notices`, the job's open notices close too. A job that failed for good keeps its incident open.
+    mutating func autoResolveJob(_ jobID: String, because why: String, notices: Bool, at now: Int64, _ out: inout [ControllerAction]) {
+        guard let job = state.jobs[jobID] else { return }
+        if !job.incidentID.isEmpty, let incident = state.incidents[job.incidentID], incident.status != .resolved, incident.cause == .job {
+            resolveIncident(incident.id, by: Self.automatic, rootCause: "auto-resolved: \(why)", at: now, &out)
+        }
+        guard notices else { return }
+        for key in Set(job.history.flatMap(\.signals.notices)).sorted() {
+            if let notice = state.incidents.open(forKey: "notice:\(jobID):\(key)") {
+                resolveIncident(notice.id, by: Self.automatic, rootCause: "auto-resolved: \(why)", at: now, &out)
+            }
+        }
+    }
+
+    /// A notice whose trend recovered (e.g. memory back below the pressure threshold) resolves itself; the same
+    /// trend later is a new notice.
+    mutating func autoResolveNotice(_ jobID: String, key: String, because why: String, at now: Int64, _ out: inout [ControllerAction]) {
+        guard var job = state.jobs[jobID], let index = job.history.indices.last, job.history[index].signals.notices.remove(key) != nil else { return }
+        state.jobs[jobID] = job
+        if let notice = state.incidents.open(forKey: "notice:\(jobID):\(key)") {
+            resolveIncident(notice.id, by: Self.automatic, rootCause: "auto-resolved: \(why)", at: now, &out)
+        }
+    }
+
     mutating func resolveIncident(_ id: String, by who: String, rootCause: String, at now: Int64, _ out: inout [ControllerAction]) {
         guard let incident = state.incidents[id], incident.status != .resolved else { return }
         state.incidents.resolve(id, by: who, rootCause: rootCause, at: now, deadlines: &state.deadlines, out: &out)
@@ -74,6 +103,22 @@ extension FleetController {
             state.deadlines.set(.archiveIncident(incidentID: resolved), at: now + policy.retention.finished.milliseconds, &out)
         }
         liftFreezes(of: id, by: who, at: now, &out)
+        // The cause it answered is repaired: its evidence no longer counts, and a paused dataset is resumed.
+        switch incident.cause {
+        case .badDataset:
+            let dataset = String(incident.dedupKey.dropFirst("bad_dataset:".count))
+            if let record = state.datasets[dataset], record.retriesPaused, record.pausedByIncident == id {
+                resumeDataset(dataset, by: who, at: now, &out)
+            } else {
+                clearEvidence(incident.dedupKey, at: now)
+                let why = state.datasets[dataset].map { $0.retriesPaused ? "it is paused by \($0.pausedByIncident), not \(id)" : "its retries were not paused" } ?? "it is not registered"
+                state.incidents.note(id, "dataset \(dataset) not resumed: \(why)", at: now)
+            }
+        case .badNode, .systemResource, .multiAgent, .security:
+            clearEvidence(incident.dedupKey, at: now)
+        case .job, .notice:
+            break
+        }
     }
 
     /// "attempt 2 on n1: out of memory — OOM-killed by the kernel (killed by signal 9)" per failed attempt.

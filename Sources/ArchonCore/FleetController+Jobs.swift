@@ -66,6 +66,13 @@ extension FleetController {
     @discardableResult
     mutating func tryPlace(_ jobID: String, at now: Int64, _ out: inout [ControllerAction]) -> Bool {
         guard var job = state.jobs[jobID], let plan = job.pending, job.hold == nil, job.status == .queued else { return false }
+        // Nothing starts on a paused dataset: a new submission, a restart after an unrelated failure, a job that
+        // waited for room — each is held like the failed ones, until the dataset is resumed.
+        if !plan.config.dataset.isEmpty, let dataset = state.datasets[plan.config.dataset], dataset.retriesPaused {
+            hold(jobID, .dataset(dataset.id), plan: plan, at: now, &out)
+            noteFleetIncident(dataset.pausedByIncident, "job \(jobID) held before it started: retries on \(dataset.id) are paused", at: now)
+            return false
+        }
         switch resumePlacement(job, plan, at: now) {
         case .noRoom:
             let avoided = plan.excluded(at: now).sorted()
@@ -282,7 +289,7 @@ extension FleetController {
         }
     }
 
-    private mutating func update(_ jobID: String, _ change: (inout JobRecord) -> Void) {
+    mutating func update(_ jobID: String, _ change: (inout JobRecord) -> Void) {
         guard var job = state.jobs[jobID] else { return }
         change(&job)
         state.jobs[jobID] = job
@@ -311,11 +318,23 @@ extension FleetController {
         job.statusDetail = "running on \(job.nodeID) (attempt \(job.attempt))"
         state.jobs[jobID] = job
         state.deadlines.cancel(.startDeadline(jobID: jobID), &out)
+        let budget = policy.remediation.restartBudgetResetAfter.milliseconds
+        if budget > 0, job.restarts > 0 || !job.ladderSteps.isEmpty {
+            state.deadlines.set(.restartBudgetReset(jobID: jobID, attempt: job.attempt), at: now + budget, &out)
+        }
         let total = Int64(job.config.timeouts.totalSeconds) * 1000
         if total > 0 {
             state.deadlines.set(.attemptDeadline(jobID: jobID, attempt: job.attempt), at: now + total, &out)
         }
+        guard !job.incidentID.isEmpty, state.incidents[job.incidentID]?.status != .resolved else { return }
+        if job.history.allSatisfy({ $0.symptom == nil || $0.symptom == .stuckQueued }) {
+            // Stuck queued was all that was wrong: it is not any more.
+            autoResolveJob(jobID, because: "job \(jobID) started on \(job.nodeID) (attempt \(job.attempt)); no longer stuck queued", notices: false, at: now, &out)
+            return
+        }
         updateJobIncident(jobID, status: "attempt \(job.attempt) running on \(job.nodeID)", at: now, &out)
+        let healthy = policy.escalation.resolveAfterHealthy.milliseconds
+        if healthy > 0 { state.deadlines.set(.healthyFor(jobID: jobID, attempt: job.attempt), at: now + healthy, &out) }
     }
 
     /// An epoch, step or checkpoint: the attempt is alive and reporting. The first report arms the hang and
@@ -387,17 +406,24 @@ extension FleetController {
                 failureTimeMs: failureTime), processMayBeAlive: true, at: now, &out)
             return
         }
-        for (kind, evidence) in ResourcePressure.of(sample, memoryLimit: limit, threshold: policy.detection.resourcePressureThreshold) {
+        let threshold = policy.detection.resourcePressureThreshold
+        let pressure = ResourcePressure.of(sample, memoryLimit: limit, threshold: threshold)
+        for (kind, evidence) in pressure {
             notice(jobID, symptom: .resourcePressure, key: "pressure-\(kind.rawValue)", evidence: evidence, rule: "detection.resourcePressureThreshold: notify before the OOM, no restart", at: now, &out)
+        }
+        for kind in ResourcePressure.measured(sample, memoryLimit: limit) where !pressure.contains(where: { $0.0 == kind }) {
+            autoResolveNotice(jobID, key: "pressure-\(kind.rawValue)",
+                              because: "\(kind.rawValue) of job \(jobID) back at or below \(Int(threshold * 100))% in the sample of \(Timestamp.iso8601(now))", at: now, &out)
         }
     }
 
     private mutating func heartbeat(_ jobID: String, index: Int, _ beat: Heartbeat, failureTime: Int64, at now: Int64, _ out: inout [ControllerAction]) {
         guard var job = state.jobs[jobID] else { return }
-        job.history[index].signals.lastHeartbeatMs = now
+        let silent = Int64(millisecondsSaturating: beat.secondsSinceProgress)
+        // The last sign of life the beat vouches for: a trainer's own heartbeat says "now".
+        job.history[index].signals.lastHeartbeatMs = max(job.history[index].signals.lastHeartbeatMs, now.subtractingSaturated(max(0, silent)))
         state.jobs[jobID] = job
         let window = heartbeatWindow(job)
-        let silent = Int64(millisecondsSaturating: beat.secondsSinceProgress)
         if job.status == .running, job.history[index].signals.lastProgressMs > 0, silent >= window {
             fail(jobID, Finding(
                 symptom: .hang,
@@ -477,7 +503,13 @@ extension FleetController {
         state.correlation.recordHealthy(
             HealthyObservation(jobID: jobID, nodeID: job.nodeID, kind: job.kind, timeMs: now),
             keepSince: now - correlationHorizon)
-        updateJobIncident(jobID, status: "completed on attempt \(job.attempt)", at: now, &out)
+        autoResolveJob(jobID, because: "job \(jobID) completed on attempt \(job.attempt)", notices: true, at: now, &out)
+        // A bad node an operator put back into service is healthy again once a job completes there.
+        if let node = state.nodes[job.nodeID], !node.cordoned, let badNode = state.incidents.open(forKey: "bad_node:\(node.id)"),
+           job.history.last?.assignedAtMs ?? 0 >= node.evidenceSinceMs ?? .max {
+            resolveIncident(badNode.id, by: Self.automatic,
+                            rootCause: "auto-resolved: node \(node.id) healthy again: job \(jobID) completed there after it was put back into service", at: now, &out)
+        }
         jobFinished(jobID, Reason(symptom: "job completed", evidence: "job \(jobID) completed on attempt \(job.attempt)", rule: "a finished job leaves the desired state"), at: now, &out)
         placeWaitingJobs(at: now, &out)
     }
@@ -500,6 +532,8 @@ extension FleetController {
         state.deadlines.cancel(.progressDeadline(jobID: jobID, attempt: attempt), &out)
         state.deadlines.cancel(.epochDeadline(jobID: jobID, attempt: attempt), &out)
         state.deadlines.cancel(.attemptDeadline(jobID: jobID, attempt: attempt), &out)
+        state.deadlines.cancel(.healthyFor(jobID: jobID, attempt: attempt), &out)
+        state.deadlines.cancel(.restartBudgetReset(jobID: jobID, attempt: attempt), &out)
     }
 
     // MARK: - Failure and remediation
@@ -689,7 +723,7 @@ extension FleetController {
             observedMemoryLimit: job.current?.memoryLimitBytes ?? 0,
             gpuUpgrades: policy.remediation.gpuUpgrades,
             defaultEpochTimeout: policy.detection.epochTimeout,
-            defaultTotalTimeout: policy.detection.totalTimeout)
+            defaultTotalTimeout: policy.detection.totalTimeout, minLearningRate: policy.remediation.minLearningRate)
     }
 
     /// An operator stopped the job.
@@ -715,7 +749,7 @@ extension FleetController {
         }
         state.deadlines.cancel(.restartDue(jobID: jobID), &out)
         state.deadlines.cancel(.startDeadline(jobID: jobID), &out)
-        updateJobIncident(jobID, status: "stopped by \(who)", at: now, &out)
+        autoResolveJob(jobID, because: "job \(jobID) stopped by \(who)", notices: true, at: now, &out)
         jobFinished(jobID, reason, at: now, &out)
         placeWaitingJobs(at: now, &out)
     }

@@ -24,6 +24,13 @@ extension FleetController {
             gracefulStopEnded(jobID, attempt: attempt, exited: false, at: now, &out)
         case .archiveIncident(let incidentID):
             if let incident = state.incidents.archive(incidentID) { out.append(.archive(.incident(incident))) }
+        case .ackExpires(let incidentID):
+            state.incidents.acknowledgementExpired(incidentID, timeoutMs: policy.escalation.ackTimeout.milliseconds, at: now, ladder: ladder,
+                                                   deadlines: &state.deadlines, out: &out)
+        case .healthyFor(let jobID, let attempt):
+            ranHealthy(jobID, attempt: attempt, at: now, &out)
+        case .restartBudgetReset(let jobID, let attempt):
+            resetRestartBudget(jobID, attempt: attempt, at: now, &out)
         }
     }
 
@@ -42,6 +49,29 @@ extension FleetController {
             record.attempt == attempt, !record.isOver
         else { return nil }
         return (job, record)
+    }
+
+    /// The attempt has run `escalation.resolveAfterHealthy`: if it reported progress since it started (a job that
+    /// reports nothing is judged only by its end), the job's incident resolves itself.
+    private mutating func ranHealthy(_ jobID: String, attempt: Int, at now: Int64, _ out: inout [ControllerAction]) {
+        guard let (job, record) = running(jobID, attempt), record.signals.lastProgressMs >= record.startedAtMs, record.startedAtMs > 0 else { return }
+        autoResolveJob(jobID, because: "attempt \(attempt) of job \(jobID) ran healthy on \(job.nodeID) for \(policy.escalation.resolveAfterHealthy) (last progress \(Timestamp.iso8601(record.signals.lastProgressMs)))",
+                       notices: false, at: now, &out)
+    }
+
+    /// The attempt has made progress for `remediation.restartBudgetResetAfter`: earlier failures were an episode that
+    /// ended; the next failure starts its ladder and budget afresh (its config keeps what the ladder changed).
+    private mutating func resetRestartBudget(_ jobID: String, attempt: Int, at now: Int64, _ out: inout [ControllerAction]) {
+        guard let (job, record) = running(jobID, attempt), record.startedAtMs > 0, record.signals.lastProgressMs >= record.startedAtMs,
+              job.restarts > 0 || !job.ladderSteps.isEmpty
+        else { return }
+        update(jobID) { job in
+            job.restarts = 0
+            job.ladderSteps = [:]
+        }
+        if !job.incidentID.isEmpty {
+            state.incidents.note(job.incidentID, "restart budget of job \(jobID) reset: attempt \(attempt) made progress for \(policy.remediation.restartBudgetResetAfter)", at: now)
+        }
     }
 
     /// Stuck queued: not started within the queue timeout.
@@ -80,7 +110,10 @@ extension FleetController {
     private mutating func checkProgress(_ jobID: String, attempt: Int, at now: Int64, _ out: inout [ControllerAction]) {
         guard let (job, record) = running(jobID, attempt), record.signals.lastProgressMs > 0 else { return }
         let window = heartbeatWindow(job)
-        let deadline = max(record.signals.lastProgressMs, state.heardAgainAtMs) + window
+        // A trainer heartbeat is a sign of life too (as the agent judges it): a slow epoch that keeps beating is
+        // not a hang; its epoch limit bounds it.
+        let alive = max(record.signals.lastProgressMs, record.signals.lastHeartbeatMs)
+        let deadline = max(alive, state.heardAgainAtMs) + window
         if now < deadline {
             state.deadlines.set(.progressDeadline(jobID: jobID, attempt: attempt), at: deadline, &out)
             return
@@ -88,7 +121,7 @@ extension FleetController {
         let heartbeat = record.signals.lastHeartbeatMs > 0 ? "; last heartbeat \(Timestamp.iso8601(record.signals.lastHeartbeatMs))" : ""
         fail(jobID, Finding(
             symptom: .hang,
-            evidence: "no progress event since \(Timestamp.iso8601(record.signals.lastProgressMs)) (window \(Timestamp.duration(window))) while the process is alive\(heartbeat)",
+            evidence: "no progress event or heartbeat since \(Timestamp.iso8601(alive)) (window \(Timestamp.duration(window))) while the process is alive\(heartbeat)",
             failureTimeMs: record.signals.lastProgressMs), processMayBeAlive: true, at: now, &out)
     }
 

@@ -102,7 +102,7 @@ public struct FleetController: Sendable {
         guard let incident = state.incidents[id] else { throw OperatorError(.unknownIncident, "incident '\(id)' not found") }
         guard incident.status != .resolved else { throw OperatorError(.incidentResolved, "incident '\(id)' is resolved") }
         var out: [ControllerAction] = []
-        state.incidents.acknowledge(id, by: who, at: now, deadlines: &state.deadlines, out: &out)
+        state.incidents.acknowledge(id, by: who, timeoutMs: policy.escalation.ackTimeout.milliseconds, at: now, deadlines: &state.deadlines, out: &out)
         return out
     }
 
@@ -151,6 +151,7 @@ public struct FleetController: Sendable {
         node.cordoned = false
         node.cordonReason = ""
         state.nodes[id] = node
+        clearEvidence("bad_node:\(id)", at: now)  // repaired: the failures that cordoned it no longer count
         var out: [ControllerAction] = [
             .uncordon(nodeID: id, reason: Reason(symptom: "operator action", evidence: "uncordoned by \(who)", rule: "operator uncordon"))
         ]

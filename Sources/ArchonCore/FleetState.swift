@@ -24,6 +24,9 @@ public struct FleetState: Codable, Sendable, Hashable {
     /// When the controller last heard the fleet again after not hearing it (``FleetController/fleetHeardAgain(at:)``):
     /// silence, hang and start windows count from no earlier than this.
     public internal(set) var heardAgainAtMs: Int64 = 0
+    /// For the fleet-wide rules (`multi_agent`, `security:permission_denied`, `system_resource:<resource>`): failures
+    /// before this time no longer count, because an operator resolved the incident they raised. A handful of keys.
+    public internal(set) var evidenceSince: [String: Int64] = [:]
 
     /// An empty fleet.
     public init() {}

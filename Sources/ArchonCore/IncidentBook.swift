@@ -140,25 +140,37 @@ public struct IncidentBook: Codable, Sendable, Hashable {
             }
             if !draft.impact.isEmpty { incident.impact = draft.impact }
             if !draft.logTail.isEmpty { incident.logTail = draft.logTail }
-            if Self.rank(draft.severity) > Self.rank(incident.severity) {
+            let raiseSeverity = Self.rank(draft.severity) > Self.rank(incident.severity)
+            if raiseSeverity {
                 incident.severity = draft.severity
                 changed.append("severity")
             }
-            let raiseLevel = draft.level > incident.level && incident.status == .open
+            // A higher level or severity always pages, acknowledged or not: what the acknowledger took on got worse.
+            let raiseLevel = draft.level > incident.level
             guard !changed.isEmpty || raiseLevel else { return id }
 
             let inhibited = !incident.parentID.isEmpty
-            if raiseLevel {
+            if (raiseLevel || raiseSeverity), !inhibited, incident.cause != .notice {
                 let from = incident.level
-                if !inhibited { deadlines.cancel(.responseDue(incidentID: id, level: from), &out) }
+                deadlines.cancel(.responseDue(incidentID: id, level: from), &out)
+                if incident.status == .acknowledged {
+                    deadlines.cancel(.ackExpires(incidentID: id), &out)
+                    incident.status = .open
+                    incident.timeline.append(TimelineEntry(timeMs: now, text: "acknowledgement by \(incident.acknowledgedBy) superseded: it got worse"))
+                }
+                incident.level = Swift.max(incident.level, draft.level)
+                let what = raiseLevel ? "escalated to \(ladder.name(incident.level))" : "severity raised to \(incident.severity.rawValue) at \(ladder.name(incident.level))"
+                incident.timeline.append(TimelineEntry(timeMs: now, text: "\(what): \(reason)"))
+                incident.respondByMs = ladder.respondBy(incident.level, from: now)
+                if incident.level.next != nil {
+                    deadlines.set(.responseDue(incidentID: id, level: incident.level), at: incident.respondByMs, &out)
+                }
+                incidents[id] = incident
+                publish(.escalated, incident, at: now, reason: reason, &out)
+            } else if raiseLevel {
+                // Inside a fleet incident, or a notice: the level is recorded, nobody is paged.
                 incident.level = draft.level
                 incident.timeline.append(TimelineEntry(timeMs: now, text: "escalated to \(ladder.name(draft.level)): \(reason)"))
-                if !inhibited, incident.cause != .notice {
-                    incident.respondByMs = ladder.respondBy(draft.level, from: now)
-                    if draft.level.next != nil {
-                        deadlines.set(.responseDue(incidentID: id, level: draft.level), at: incident.respondByMs, &out)
-                    }
-                }
                 incidents[id] = incident
                 if !inhibited { publish(.escalated, incident, at: now, reason: reason, &out) }
             } else {
@@ -239,10 +251,13 @@ public struct IncidentBook: Codable, Sendable, Hashable {
         publish(.escalated, incident, at: now, reason: reason, &out)
     }
 
-    /// Someone owns it now: the climb stops.
-    mutating func acknowledge(_ id: String, by who: String, at now: Int64, deadlines: inout Deadlines, out: inout [ControllerAction]) {
+    /// Someone owns it now: the climb stops, until `timeoutMs` later (0 = never) when the acknowledgement expires.
+    mutating func acknowledge(_ id: String, by who: String, timeoutMs: Int64, at now: Int64, deadlines: inout Deadlines, out: inout [ControllerAction]) {
         guard var incident = incidents[id], incident.status == .open else { return }
         deadlines.cancel(.responseDue(incidentID: id, level: incident.level), &out)
+        if timeoutMs > 0, incident.parentID.isEmpty, incident.cause != .notice {
+            deadlines.set(.ackExpires(incidentID: id), at: now + timeoutMs, &out)
+        }
         incident.status = .acknowledged
         incident.acknowledgedAtMs = now
         incident.acknowledgedBy = who
@@ -253,10 +268,29 @@ public struct IncidentBook: Codable, Sendable, Hashable {
         if incident.parentID.isEmpty { publish(.acknowledged, incident, at: now, reason: reason, &out) }
     }
 
+    /// The acknowledgement expired and the incident is still open: it pages its level again, and climbs from there
+    /// if nobody acknowledges (PagerDuty's acknowledgement timeout).
+    mutating func acknowledgementExpired(_ id: String, timeoutMs: Int64, at now: Int64, ladder: EscalationLadder, deadlines: inout Deadlines, out: inout [ControllerAction]) {
+        guard var incident = incidents[id], incident.status == .acknowledged, incident.parentID.isEmpty else { return }
+        let reason = Reason(
+            symptom: "acknowledgement expired",
+            evidence: "\(id) was acknowledged by \(incident.acknowledgedBy) \(Timestamp.duration(now - incident.acknowledgedAtMs)) ago and is still open",
+            rule: "escalation.ackTimeout \(Timestamp.duration(timeoutMs)): page \(ladder.name(incident.level)) again")
+        incident.status = .open
+        incident.respondByMs = ladder.respondBy(incident.level, from: now)
+        if incident.level.next != nil {
+            deadlines.set(.responseDue(incidentID: id, level: incident.level), at: incident.respondByMs, &out)
+        }
+        incident.timeline.append(TimelineEntry(timeMs: now, text: "acknowledgement by \(incident.acknowledgedBy) expired: paging \(ladder.name(incident.level)) again"))
+        incidents[id] = incident
+        publish(.escalated, incident, at: now, reason: reason, &out)
+    }
+
     /// Closes it (and everything attached to it); its dedup key is free again.
     mutating func resolve(_ id: String, by who: String, rootCause: String, at now: Int64, deadlines: inout Deadlines, out: inout [ControllerAction]) {
         guard var incident = incidents[id], incident.status != .resolved else { return }
         deadlines.cancel(.responseDue(incidentID: id, level: incident.level), &out)
+        deadlines.cancel(.ackExpires(incidentID: id), &out)
         incident.status = .resolved
         incident.resolvedAtMs = now
         incident.resolvedBy = who

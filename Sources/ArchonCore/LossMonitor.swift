@@ -82,10 +82,11 @@ public struct LossMonitor: Codable, Sendable, Hashable {
         }
         if signals.isEmpty, d.risingEpochs > 0, losses.count > d.risingEpochs {
             let run = Array(losses.suffix(d.risingEpochs + 1))
-            if zip(run, run.dropFirst()).allSatisfy({ $0 < $1 }) {
+            let rise = run.first.flatMap { first in run.last.map { ($0 - first) / Swift.max(abs(first), .leastNormalMagnitude) } } ?? 0
+            if zip(run, run.dropFirst()).allSatisfy({ $0 < $1 }), rise >= d.minRelativeRise {
                 let runEpochs = Array(epochs.suffix(d.risingEpochs + 1))
                 signals.append(.diverging(
-                    evidence: "loss rose \(d.risingEpochs) epochs in a row: \(run.map(\.short).joined(separator: " → ")) (epochs \(runEpochs.first ?? 0)–\(runEpochs.last ?? 0))",
+                    evidence: "loss rose \(d.risingEpochs) epochs in a row by \(ResourcePressure.percent(rise)): \(run.map(\.short).joined(separator: " → ")) (epochs \(runEpochs.first ?? 0)–\(runEpochs.last ?? 0))",
                     badEpoch: runEpochs.dropFirst().first ?? m.epoch))
             }
         }

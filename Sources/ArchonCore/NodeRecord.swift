@@ -25,6 +25,9 @@ public struct NodeRecord: Codable, Sendable, Hashable {
     public internal(set) var pressure: [ResourceKind] = []
     /// The latest drain an operator asked for; nil when the node was never drained.
     public internal(set) var drain: NodeDrain?
+    /// Failures on it before this time no longer count for the bad-node rule: it was uncordoned or its incident
+    /// resolved (repaired). nil = all count.
+    public internal(set) var evidenceSinceMs: Int64?
 
     init(id: String, at now: Int64) {
         self.id = id

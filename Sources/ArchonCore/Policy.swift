@@ -46,6 +46,8 @@ public struct DetectionPolicy: Codable, Sendable, Hashable {
 public struct DivergencePolicy: Codable, Sendable, Hashable {
     /// Consecutive epoch-over-epoch loss increases that count as rising; 0 turns the check off.
     public var risingEpochs = 3
+    /// …by at least this fraction over the run (loss 1.0 → 1.001 → 1.002 → 1.003 is noise, not divergence).
+    public var minRelativeRise = 0.05
     /// An epoch loss above `spikeFactor` × the median of the previous `spikeWindow` epochs is a spike.
     public var spikeFactor = 3.0
     public var spikeWindow = 5
@@ -98,6 +100,11 @@ public struct RemediationPolicy: Codable, Sendable, Hashable {
     /// not heard from) before it resumes from an older checkpoint readable elsewhere, or starts from scratch; 0 =
     /// never wait. Shorter than `detection.queueTimeout`.
     public var checkpointNodeWait = PolicyDuration.minutes(2)
+    /// `scaleLearningRate` never goes below this: at the floor the step is skipped, saying so.
+    public var minLearningRate = 1e-7
+    /// A job whose attempt has made progress this long gets its restart budget and ladder positions back: a
+    /// failure a week later is a new episode, not the eleventh restart. 0 = never.
+    public var restartBudgetResetAfter = PolicyDuration.hours(6)
 
     public init() {}
 }
@@ -269,6 +276,9 @@ public struct SystemResourceRule: Codable, Sendable, Hashable {
     /// Guards a one- or two-node fleet against calling one hot node "system-wide".
     public var minNodes = 2
     public var minDistinctNodes = 3
+    /// Failures must also span at least this fraction of the online nodes: three OOMs on a 500-node fleet are
+    /// routine, not a fleet-wide shortage.
+    public var failureNodeFraction = 0.1
     public var window = PolicyDuration.minutes(30)
     public var symptoms: [Symptom] = [.outOfMemory, .timeout]
     public var level = EscalationLevel.l3
@@ -280,7 +290,11 @@ public struct SystemResourceRule: Codable, Sendable, Hashable {
 /// Failures on ≥ `minDistinctNodes` agents (and as many distinct jobs) within `window` that no other rule explains.
 public struct MultiAgentRule: Codable, Sendable, Hashable {
     public var enabled = true
+    /// Capped at the online nodes (floor 2): on a two-node fleet both failing is every agent affected.
     public var minDistinctNodes = 3
+    /// The agents must also be at least this fraction of the online nodes (a few failures at once are routine on a
+    /// large fleet).
+    public var nodeFraction = 0.05
     public var window = PolicyDuration.minutes(5)
     public var level = EscalationLevel.l2
     public var severity = Severity.high
@@ -308,6 +322,12 @@ public struct EscalationPolicy: Codable, Sendable, Hashable {
     public var notices = NoticePolicy()
     /// Lines of the job's output kept in an incident.
     public var logTailLines = 20
+    /// An acknowledged incident still open this long after its acknowledgement pages its level again and climbs from
+    /// there (PagerDuty's acknowledgement timeout); 0 = an acknowledgement never expires.
+    public var ackTimeout = PolicyDuration.minutes(30)
+    /// A job's incident resolves itself once the job has run, reporting progress, this long on a new attempt; it also
+    /// resolves when the job completes or is stopped, and a stuck-queued one when the job starts. 0 = only then.
+    public var resolveAfterHealthy = PolicyDuration.minutes(10)
 
     public init() {}
 }

@@ -13,7 +13,12 @@ extension Policy {
         check.positive(retention.finished, "retention.finished")
         check.positive(remediation.avoidNodesFor, "remediation.avoidNodesFor")
         check.positive(remediation.stopGrace, "remediation.stopGrace")
+        check.nonNegative(escalation.ackTimeout, "escalation.ackTimeout")
+        check.nonNegative(escalation.resolveAfterHealthy, "escalation.resolveAfterHealthy")
         check.nonNegative(remediation.checkpointNodeWait, "remediation.checkpointNodeWait")
+        check.nonNegative(remediation.restartBudgetResetAfter, "remediation.restartBudgetResetAfter")
+        check.range(remediation.minLearningRate, "remediation.minLearningRate", atLeast: 0, below: 1)
+        check.range(d.divergence.minRelativeRise, "detection.divergence.minRelativeRise", atLeast: 0)
         if remediation.checkpointNodeWait >= d.queueTimeout {
             check.fail("remediation.checkpointNodeWait", "must be shorter than detection.queueTimeout (\(d.queueTimeout)), got \(remediation.checkpointNodeWait): a job waiting for its checkpoint's node would be reported stuck")
         }
@@ -70,6 +75,8 @@ extension Policy {
         check.atLeast(c.systemResource.minNodes, 1, "correlation.systemResource.minNodes")
         check.atLeast(c.systemResource.minDistinctNodes, 1, "correlation.systemResource.minDistinctNodes")
         check.positive(c.systemResource.window, "correlation.systemResource.window")
+        check.range(c.systemResource.failureNodeFraction, "correlation.systemResource.failureNodeFraction", atLeast: 0, below: 1)
+        check.range(c.multiAgent.nodeFraction, "correlation.multiAgent.nodeFraction", atLeast: 0, below: 1)
         check.atLeast(c.multiAgent.minDistinctNodes, 2, "correlation.multiAgent.minDistinctNodes")
         check.positive(c.multiAgent.window, "correlation.multiAgent.window")
         check.atLeast(c.security.permissionDeniedJobs, 1, "correlation.security.permissionDeniedJobs")

@@ -12,6 +12,8 @@ public struct RemediationContext: Sendable, Hashable {
     /// Limits in force when the config sets none (the policy's detection defaults).
     public var defaultEpochTimeout: PolicyDuration
     public var defaultTotalTimeout: PolicyDuration
+    /// `scaleLearningRate` stops here (`remediation.minLearningRate`).
+    public var minLearningRate: Double = 0
 
     public init(
         defaultMemoryRequest: UInt64 = 8 << 30,
@@ -19,8 +21,10 @@ public struct RemediationContext: Sendable, Hashable {
         observedMemoryLimit: UInt64 = 0,
         gpuUpgrades: [GPUUpgrade] = RemediationPolicy().gpuUpgrades,
         defaultEpochTimeout: PolicyDuration = .minutes(15),
-        defaultTotalTimeout: PolicyDuration = .hours(2)
+        defaultTotalTimeout: PolicyDuration = .hours(2),
+        minLearningRate: Double = 0
     ) {
+        self.minLearningRate = minLearningRate
         self.defaultMemoryRequest = defaultMemoryRequest
         self.maxMemoryRequest = maxMemoryRequest
         self.observedMemoryLimit = observedMemoryLimit
@@ -95,7 +99,7 @@ extension Remedy {
                     summary: "resources.memory \(ByteCount.human(current))\(config.resources.memoryBytes == 0 ? " (unset)" : "") -> \(ByteCount.human(raised))")
             }
         case .scaleLearningRate(let factor):
-            next.learningRate = Self.clean(config.learningRate * factor)
+            next.learningRate = Swift.max(Self.clean(config.learningRate * factor), context.minLearningRate)
             guard next.learningRate > 0, next.learningRate != config.learningRate else { return nil }
         case .exponentialDecay(let rate, let steps):
             guard config.lrSchedule.kind != .exponential else { return nil }

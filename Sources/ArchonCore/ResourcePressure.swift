@@ -49,6 +49,12 @@ public enum ResourcePressure {
         return out
     }
 
+    /// The resources a job's sample measures (a total to compare with): only those can be said to have recovered.
+    public static func measured(_ sample: ResourceSample, memoryLimit: UInt64) -> [ResourceKind] {
+        [(ResourceKind.memory, memoryLimit), (.gpuMemory, sample.gpuMemoryTotalBytes), (.disk, sample.diskTotalBytes)]
+            .filter { $0.1 > 0 }.map(\.0)
+    }
+
     /// Resources of a node above `threshold`.
     public static func of(_ status: NodeStatus, threshold: Double) -> [ResourceKind] {
         var out: [ResourceKind] = []

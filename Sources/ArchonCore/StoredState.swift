@@ -108,6 +108,8 @@ public struct StoredFleet: Codable, Sendable, Hashable {
     public var heardAgainAtMs: Int64
     /// Symptoms frozen fleet-wide, by the (open) system-resource incident that froze them: a handful at most.
     public var freezes: [String: [Symptom]]
+    /// See ``FleetState/evidenceSince``; nil in records written before it existed.
+    public var evidenceSince: [String: Int64]?
 }
 
 /// The stored value of one ``EntityKey``.
@@ -152,7 +154,8 @@ extension FleetState {
         case .incident(let id):
             return incidents[id].map { .incident(StoredIncident(incident: $0, timers: deadlines.owned(by: key))) }
         case .fleet:
-            return .fleet(StoredFleet(fencingEpoch: fencingEpoch, nextIncidentNumber: incidents.nextNumber, heardAgainAtMs: heardAgainAtMs, freezes: freezes))
+            return .fleet(StoredFleet(fencingEpoch: fencingEpoch, nextIncidentNumber: incidents.nextNumber, heardAgainAtMs: heardAgainAtMs, freezes: freezes,
+                                      evidenceSince: evidenceSince))
         }
     }
 
@@ -182,6 +185,7 @@ extension FleetState {
                 heardAgainAtMs = fleet.heardAgainAtMs
                 incidents.nextNumber = Swift.max(incidents.nextNumber, fleet.nextIncidentNumber)
                 freezes = fleet.freezes
+                evidenceSince = fleet.evidenceSince ?? [:]
             }
         }
         for job in stored {

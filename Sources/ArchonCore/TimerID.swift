@@ -27,6 +27,14 @@ public enum TimerID: Codable, Sendable, Hashable, Comparable, CustomStringConver
     case drainDeadline(jobID: String, attempt: Int)
     /// The resolved incident's retention is over: it moves from the hot state to the archive.
     case archiveIncident(incidentID: String)
+    /// The incident's acknowledgement expires then (`escalation.ackTimeout`): still unresolved, it pages again.
+    case ackExpires(incidentID: String)
+    /// The attempt has run that long (`escalation.resolveAfterHealthy`): reporting progress, the job's incident
+    /// resolves itself.
+    case healthyFor(jobID: String, attempt: Int)
+    /// The attempt has run `remediation.restartBudgetResetAfter`: making progress, the job gets its restart budget
+    /// and ladder positions back.
+    case restartBudgetReset(jobID: String, attempt: Int)
 
     public var description: String {
         switch self {
@@ -40,6 +48,9 @@ public enum TimerID: Codable, Sendable, Hashable, Comparable, CustomStringConver
         case .archiveJob(let job): "archive-job/\(job)"
         case .drainDeadline(let job, let attempt): "drain-deadline/\(job)/\(attempt)"
         case .archiveIncident(let incident): "archive-incident/\(incident)"
+        case .ackExpires(let incident): "ack-expires/\(incident)"
+        case .healthyFor(let job, let attempt): "healthy/\(job)/\(attempt)"
+        case .restartBudgetReset(let job, let attempt): "budget-reset/\(job)/\(attempt)"
         }
     }
 
@@ -47,9 +58,10 @@ public enum TimerID: Codable, Sendable, Hashable, Comparable, CustomStringConver
     public var owner: EntityKey {
         switch self {
         case .startDeadline(let job), .progressDeadline(let job, _), .epochDeadline(let job, _), .attemptDeadline(let job, _),
-            .restartDue(let job), .archiveJob(let job), .drainDeadline(let job, _):
+            .restartDue(let job), .archiveJob(let job), .drainDeadline(let job, _), .healthyFor(let job, _),
+            .restartBudgetReset(let job, _):
             .job(job)
-        case .responseDue(let incident, _), .archiveIncident(let incident):
+        case .responseDue(let incident, _), .archiveIncident(let incident), .ackExpires(let incident):
             .incident(incident)
         case .nodeSilence(let node):
             .node(node)

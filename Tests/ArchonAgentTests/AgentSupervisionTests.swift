@@ -70,6 +70,17 @@ struct AgentSupervisionTests {
         #expect(exit.detail.contains("epoch"))
     }
 
+    /// Before: every job got the policy's epoch limit counted from its start, so a script that reports no epochs
+    /// was killed as a timeout after 15 minutes. Now the limit applies once a trainer reports epochs.
+    @Test func aJobThatReportsNoEpochsIsNotBoundByTheEpochLimit() async throws {
+        let h = try await AgentHarness()
+        try await h.startAgent(gracePeriod: .milliseconds(500), rules: ExecutionRules(entrypoints: ["/bin/sh"]))
+        try await h.assign(JobSpec(id: "quiet", command: ["/bin/sh", "-c", "sleep 2.5"],
+                                   config: TrainingConfig(timeouts: Timeouts(perEpochSeconds: 1))))
+        let exit = try #require(try await h.events("quiet") { $0.exit != nil }.exit)
+        #expect(exit.completed && exit.failureClass == FailureClass.none, "\(exit.detail)")
+    }
+
     @Test(arguments: [
         ("missing_dataset", FailureClass.datasetNotFound),
         ("permission", FailureClass.permissionDenied),

@@ -77,7 +77,7 @@ import Testing
         #expect(decisions(actions) == [])
         actions = fleet.epoch("job-1", 5, loss: 1.1)
         #expect(decisions(actions) == ["stop job-1#1 on n1", "assign job-1#2 → n1"])
-        #expect(firstReason(actions)?.evidence == "attempt 1 on n1: loss rose 3 epochs in a row: 0.9 → 0.95 → 1 → 1.1 (epochs 2–5)")
+        #expect(firstReason(actions)?.evidence == "attempt 1 on n1: loss rose 3 epochs in a row by 22%: 0.9 → 0.95 → 1 → 1.1 (epochs 2–5)")
     }
 
     @Test func aSpikeAboveThreeTimesTheMedianIsDivergence() throws {

@@ -42,7 +42,7 @@ import Testing
         _ = fleet.fire(.responseDue(incidentID: "INC-1", level: .l2))
         fleet.at(2 * hour)
         let acked = try fleet.controller.incidentAcknowledged("INC-1", by: "maria", at: fleet.now)
-        #expect(lines(acked) == ["cancel response-due/INC-1/L3", "acknowledged INC-1 L3 Training Failure Escalation - job-1"])
+        #expect(lines(acked) == ["cancel response-due/INC-1/L3", "timer ack-expires/INC-1 @2h30m", "acknowledged INC-1 L3 Training Failure Escalation - job-1"])
         // A stale timer firing changes nothing.
         fleet.at(5 * hour)
         #expect(fleet.fire(.responseDue(incidentID: "INC-1", level: .l3)).isEmpty)

@@ -29,7 +29,8 @@ import Testing
                 case 2, 3, 4:
                     now += Int64((op / 10) % 300) * minute
                 case 5:
-                    book.acknowledge(pick, by: "op", at: now, deadlines: &deadlines, out: &out)
+                    // Acknowledgements that never expire here (expiry re-pages a level: IncidentDisciplineTests).
+                    book.acknowledge(pick, by: "op", timeoutMs: 0, at: now, deadlines: &deadlines, out: &out)
                 case 6:
                     // A timer for any level, due or not, possibly already handled.
                     book.climb(pick, from: EscalationLevel.allCases[(op / 10) % 4], at: now, ladder: ladder, deadlines: &deadlines, out: &out)
