@@ -182,7 +182,8 @@ import Testing
 
     // MARK: Evidence cleared on repair
 
-    @Test func aRepairedNodeIsNotCordonedAgainByOneCrashOnOldEvidence() throws {
+    /// Three jobs crashed on n1 while job-d ran healthy on n2: n1 cordoned, INC-1 (bad node) open.
+    func badNodeN1() -> Fleet {
         var fleet = Fleet(policy: .noBackoff, nodes: ["n1"])
         for id in ["job-a", "job-b", "job-c"] {
             _ = fleet.submit(spec(id))
@@ -196,6 +197,11 @@ import Testing
             fleet.advance(minute)
             _ = fleet.exit(id, code: 139)
         }
+        return fleet
+    }
+
+    @Test func aRepairedNodeIsNotCordonedAgainByOneCrashOnOldEvidence() throws {
+        var fleet = badNodeN1()
         #expect(fleet.controller.node("n1")?.cordoned == true && fleet.incident("INC-1").cause == .badNode)
         // Repaired: uncordoned and resolved ten minutes later.
         fleet.advance(10 * minute)
@@ -214,19 +220,7 @@ import Testing
     }
 
     @Test func aBadNodePutBackIntoServiceResolvesWhenAJobCompletesThere() throws {
-        var fleet = Fleet(policy: .noBackoff, nodes: ["n1"])
-        for id in ["job-a", "job-b", "job-c"] {
-            _ = fleet.submit(spec(id))
-            _ = fleet.start(id)
-        }
-        fleet.addNode("n2")
-        _ = fleet.submit(spec("job-d"))
-        _ = fleet.start("job-d")
-        _ = fleet.epoch("job-d", 1, loss: 1)
-        for id in ["job-a", "job-b", "job-c"] {
-            fleet.advance(minute)
-            _ = fleet.exit(id, code: 139)
-        }
+        var fleet = badNodeN1()
         #expect(fleet.incident("INC-1").cause == .badNode)
         fleet.advance(10 * minute)
         _ = try fleet.controller.nodeUncordoned("n1", by: "sam", at: fleet.now)
