@@ -153,8 +153,13 @@ final class FleetHarness: @unchecked Sendable {
         var logger = Logger(label: "test.agent.\(nodeID)")
         logger.logLevel = .warning
         let work = workDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("archon-fleet-\(nodeID)-\(UUID().uuidString)").path
+        // Reconnect at once: nats.c 3.4 refuses about one NKey connect in 256 (a signature whose first byte is 0
+        // goes out empty), and the next try succeeds; a 2 s wait would outlast the tests' 3 s node silence.
+        var nats = try identity(for: nodeID)
+        nats.reconnectDelay = .milliseconds(50)
+        nats.maxReconnectDelay = .milliseconds(250)
         let agent = try Agent(config: AgentConfig(
-            nodeID: nodeID, nats: try identity(for: nodeID), assignments: try AssignmentVerifier(publicKeyFile: credentials.signingPublicKeyFile),
+            nodeID: nodeID, nats: nats, assignments: try AssignmentVerifier(publicKeyFile: credentials.signingPublicKeyFile),
             workDirectory: work, heartbeatInterval: .milliseconds(500),
             sampleInterval: .seconds(1), statusInterval: .seconds(2), gracePeriod: .seconds(1), tickInterval: .milliseconds(50),
             advertisedMemoryBytes: memory, checkpointStorage: checkpointStorage), logger: logger)

@@ -1,6 +1,7 @@
 import ArchonController
 import ArchonModel
 import ArchonNATS
+import ArchonTestSupport
 import ArchonWire
 import Foundation
 import Logging
@@ -83,7 +84,7 @@ struct LeaderElectionTests {
         func candidate(_ id: String) async throws -> LeaderElection {
             var logger = Logger(label: "test.election.\(id)")
             logger.logLevel = .critical
-            let connection = try await NATSConnection.connect(try fleet.clientOptions(name: id), logger: logger)
+            let connection = try await connectTestClient(try fleet.clientOptions(name: id), to: fleet.server, logger: logger)
             let kv = try await connection.jetStream().keyValue(KeyValueConfig(bucket: Fleet.leaderBucket))
             return LeaderElection(kv: kv, id: id, leaseTime: leaseTime, logger: logger)
         }

@@ -3,10 +3,10 @@ public import ArchonNATS
 import Foundation
 public import Logging
 
-/// A test's own client of `server`, connected as a test's first step. Under a loaded test run, a fresh server has
-/// (about once per `make test`) refused the first connect of an identity it lists — "authentication error - Nkey U…"
-/// — and accepted the same key a moment later; the daemons retry every connect anyway, so a test does too, three
-/// times, and a final failure carries the server's log.
+/// A test's own client of `server`, connected as a test's first step. nats.c 3.4 sends an empty NKey signature when
+/// the signature's first byte is 0 — one connect in 256, measured: the server then refuses it ("authentication error
+/// - Nkey U…") and accepts the next try, with a new nonce. The daemons retry every connect anyway, so a test does
+/// too, three times, and a final failure carries the server's log.
 public func connectTestClient(_ options: NATSOptions, to server: NATSServer, logger: Logger) async throws -> NATSConnection {
     var attempt = 1
     while true {
