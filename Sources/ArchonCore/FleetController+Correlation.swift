@@ -328,6 +328,7 @@ extension FleetController {
         let jobs = Array(Set(failures.map(\.jobID))).sorted()
         guard jobs.count >= rule.permissionDeniedJobs else { return }
         let evidence = "permission denied for \(jobs.count) distinct jobs within \(rule.window): \(describe(failures))"
+        endStaleStorm("security:permission_denied", jobs: jobs, window: rule.window, at: now, &out)
         let id = state.incidents.raise(
             IncidentDraft(
                 dedupKey: "security:permission_denied", cause: .security, level: rule.level, severity: rule.severity,
@@ -368,6 +369,7 @@ extension FleetController {
         let needed = distinctNodesNeeded(minimum: Swift.max(2, Swift.min(rule.minDistinctNodes, onlineNodeCount)), fraction: rule.nodeFraction)
         guard nodes.count >= needed, jobs.count >= needed else { return }
         let evidence = "failures on \(nodes.count) agents (of \(onlineNodeCount) online; \(needed) needed) within \(rule.window) that no other rule explains: \(describe(failures))"
+        endStaleStorm("multi_agent", jobs: jobs, window: rule.window, at: now, &out)
         let id = state.incidents.raise(
             IncidentDraft(
                 dedupKey: "multi_agent", cause: .multiAgent, level: rule.level, severity: rule.severity,
@@ -378,6 +380,16 @@ extension FleetController {
             reason: Reason(symptom: "multiple agents affected simultaneously", evidence: evidence, rule: "correlation.multiAgent: failures on ≥ \(rule.minDistinctNodes) agents within \(rule.window) → one grouped incident at \(rule.level.rawValue)"),
             at: now, ladder: ladder, deadlines: &state.deadlines, out: &out)
         attachJobIncidents(jobs, to: id, at: now, &out)
+    }
+
+    /// A storm incident (one key for the whole fleet) still open — often acknowledged and left so — while a new storm
+    /// begins: when none of the jobs failing now within the rule's window is one of its jobs, the old storm is over.
+    /// It resolves itself, so the new one is a new incident that pages, instead of a silent update of the old.
+    private mutating func endStaleStorm(_ key: String, jobs: [String], window: PolicyDuration, at now: Int64, _ out: inout [ControllerAction]) {
+        guard let open = state.incidents.open(forKey: key), Set(open.jobs).isDisjoint(with: jobs) else { return }
+        resolveIncident(open.id, by: Self.automatic,
+                        rootCause: "auto-resolved: storm over — none of its jobs failed within \(window) of a new storm (\(jobs.prefix(5).joined(separator: ", ")))",
+                        repaired: false, at: now, &out)
     }
 
     /// A failure whose node, dataset or fleet-wide cause was repaired since (its evidence cleared): it was explained,

@@ -96,7 +96,9 @@ extension FleetController {
         }
     }
 
-    mutating func resolveIncident(_ id: String, by who: String, rootCause: String, at now: Int64, _ out: inout [ControllerAction]) {
+    /// Resolves an incident and what is attached to it. `repaired`: its cause was fixed, so the evidence it answered no
+    /// longer counts (false for a storm that merely ended: its failures may belong to the next one).
+    mutating func resolveIncident(_ id: String, by who: String, rootCause: String, repaired: Bool = true, at now: Int64, _ out: inout [ControllerAction]) {
         guard let incident = state.incidents[id], incident.status != .resolved else { return }
         state.incidents.resolve(id, by: who, rootCause: rootCause, at: now, deadlines: &state.deadlines, out: &out)
         for resolved in [id] + state.incidents.children(of: id).map(\.id) {
@@ -104,6 +106,7 @@ extension FleetController {
         }
         liftFreezes(of: id, by: who, at: now, &out)
         // The cause it answered is repaired: its evidence no longer counts, and a paused dataset is resumed.
+        guard repaired else { return }
         switch incident.cause {
         case .badDataset:
             let dataset = String(incident.dedupKey.dropFirst("bad_dataset:".count))

@@ -330,6 +330,27 @@ import Testing
         #expect(fleet.job("big-2").history.count == 1 && fleet.job("big-2").history[0].symptom == nil)
     }
 
+    @Test func aNewStormWhileTheOldIsAcknowledgedAndOpenIsANewIncidentThatPages() throws {
+        // Before: multi_agent was one key for the fleet: the old storm, acknowledged and left open, swallowed the
+        // new one as a silent update.
+        var fleet = Fleet(policy: .noBackoff, nodes: ["n1", "n2", "n3"])
+        for id in ["a", "b", "c", "d", "e", "f"] {
+            _ = fleet.submit(spec(id, dataset: ""))
+            _ = fleet.start(id)
+        }
+        for id in ["a", "b", "c"] { _ = fleet.exit(id, code: 1) }
+        let first = try #require(fleet.controller.state.incidents.open(forKey: "multi_agent"))
+        _ = try fleet.controller.incidentAcknowledged(first.id, by: "sam", at: fleet.now)
+        fleet.advance(2 * hour)
+        var storm: [ControllerAction] = []
+        for id in ["d", "e", "f"] { storm += fleet.exit(id, code: 1) }
+        let second = try #require(fleet.controller.state.incidents.open(forKey: "multi_agent"))
+        #expect(second.id != first.id)
+        #expect(escalations(storm).contains { $0.kind == .opened && $0.incident.id == second.id }, "the new storm pages")
+        #expect(fleet.incident(first.id).status == .resolved)
+        #expect(fleet.incident(first.id).rootCause.hasPrefix("auto-resolved: storm over"))
+    }
+
     // MARK: Fleet-relative thresholds, and a dataset pause that holds what would start
 
     @Test func threeOOMsOnAFortyNodeFleetAreRoutineAndFourAreFleetWide() {
