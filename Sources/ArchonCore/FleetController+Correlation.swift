@@ -9,25 +9,26 @@ extension FleetController {
             .map(\.milliseconds).max() ?? 0
     }
 
+    /// When the cause behind a fleet rule's incident key (`bad_node:<n>`, `bad_dataset:<d>`, or a fleet-wide key) was
+    /// last repaired (``clearEvidence(_:at:)``); nil = never: every failure in the window counts.
+    func repairedAt(_ scope: String) -> Int64? {
+        if scope.hasPrefix("bad_node:") { return state.nodes[String(scope.dropFirst("bad_node:".count))]?.evidenceSinceMs }
+        if scope.hasPrefix("bad_dataset:") { return state.datasets[String(scope.dropFirst("bad_dataset:".count))]?.evidenceSinceMs }
+        return state.evidenceSince[scope]
+    }
+
     /// The first time failures count for the fleet rule whose incident key is `scope`: the window's start, or later
-    /// when the cause was repaired since (``clearEvidence(_:at:)``).
+    /// when the cause was repaired since.
     func evidenceStart(_ scope: String, window: PolicyDuration, at now: Int64) -> Int64 {
-        let repaired: Int64? = if scope.hasPrefix("bad_node:") {
-            state.nodes[String(scope.dropFirst("bad_node:".count))]?.evidenceSinceMs
-        } else if scope.hasPrefix("bad_dataset:") {
-            state.datasets[String(scope.dropFirst("bad_dataset:".count))]?.evidenceSinceMs
-        } else {
-            state.evidenceSince[scope]
-        }
-        return Swift.max(now - window.milliseconds, repaired.map { $0 + 1 } ?? .min)
+        Swift.max(now - window.milliseconds, repairedAt(scope).map { $0 + 1 } ?? .min)
     }
 
     /// Nodes heard from: what fleet-relative thresholds are fractions of. O(nodes), like placement.
     var onlineNodeCount: Int { state.nodes.values.reduce(0) { $0 + ($1.health == .online ? 1 : 0) } }
 
-    /// The distinct nodes a fleet-wide rule needs: its minimum, or `fraction` of the online nodes when more.
-    func distinctNodesNeeded(minimum: Int, fraction: Double) -> Int {
-        let share = (fraction * Double(onlineNodeCount)).rounded(.up)
+    /// The distinct nodes a fleet-wide rule needs: its minimum, or `fraction` of the `online` nodes when more.
+    func distinctNodesNeeded(minimum: Int, fraction: Double, online: Int) -> Int {
+        let share = (fraction * Double(online)).rounded(.up)
         return Swift.max(minimum, share.isFinite ? Int(share) : minimum)
     }
 
@@ -249,9 +250,10 @@ extension FleetController {
         }
         let nodes = Array(Set(failures.map(\.nodeID))).sorted()
         // One job failing on several nodes is one job: both nodes and jobs must reach the count.
-        let needed = distinctNodesNeeded(minimum: rule.minDistinctNodes, fraction: rule.failureNodeFraction)
+        let online = onlineNodeCount
+        let needed = distinctNodesNeeded(minimum: rule.minDistinctNodes, fraction: rule.failureNodeFraction, online: online)
         guard nodes.count >= needed, Set(failures.map(\.jobID)).count >= needed else { return }
-        let evidence = "\(failure.symptom.title) on \(nodes.count) nodes (of \(onlineNodeCount) online; \(needed) needed) within \(rule.window): \(describe(failures))"
+        let evidence = "\(failure.symptom.title) on \(nodes.count) nodes (of \(online) online; \(needed) needed) within \(rule.window): \(describe(failures))"
         raiseSystemIncident(resource, evidence: evidence, nodes: nodes, jobs: Array(Set(failures.map(\.jobID))).sorted(),
                             freeze: [failure.symptom], ruleText: "≥ \(rule.minDistinctNodes) nodes fail with the same resource symptom", at: now, &out)
     }
@@ -366,9 +368,10 @@ extension FleetController {
         let nodes = Array(Set(failures.map(\.nodeID))).sorted()
         let jobs = Array(Set(failures.map(\.jobID))).sorted()
         // "Multiple agents": never more than the fleet has (a two-node fleet with both failing qualifies), never one.
-        let needed = distinctNodesNeeded(minimum: Swift.max(2, Swift.min(rule.minDistinctNodes, onlineNodeCount)), fraction: rule.nodeFraction)
+        let online = onlineNodeCount
+        let needed = distinctNodesNeeded(minimum: Swift.max(2, Swift.min(rule.minDistinctNodes, online)), fraction: rule.nodeFraction, online: online)
         guard nodes.count >= needed, jobs.count >= needed else { return }
-        let evidence = "failures on \(nodes.count) agents (of \(onlineNodeCount) online; \(needed) needed) within \(rule.window) that no other rule explains: \(describe(failures))"
+        let evidence = "failures on \(nodes.count) agents (of \(online) online; \(needed) needed) within \(rule.window) that no other rule explains: \(describe(failures))"
         endStaleStorm("multi_agent", jobs: jobs, window: rule.window, at: now, &out)
         let id = state.incidents.raise(
             IncidentDraft(
@@ -393,7 +396,8 @@ extension FleetController {
     }
 
     /// A failure whose node, dataset or fleet-wide cause was repaired since (its evidence cleared): it was explained,
-    /// and stays explained after that incident is resolved.
+    /// and stays explained after that incident is resolved. Reads the records directly (no key strings): it runs for
+    /// every failure in a window.
     private func isAnswered(_ f: FailureObservation) -> Bool {
         if let since = state.nodes[f.nodeID]?.evidenceSinceMs, f.timeMs <= since { return true }
         if !f.dataset.isEmpty, let since = state.datasets[f.dataset]?.evidenceSinceMs, f.timeMs <= since { return true }

@@ -471,9 +471,8 @@ extension FleetController {
     /// not counted against the node or the dataset. Each report drops one checkpoint, so it ends. False when the
     /// attempt resumed from no checkpoint the core chose (then it is an ordinary failure).
     private mutating func checkpointUnavailable(_ jobID: String, index: Int, _ exit: JobExited, at now: Int64, _ out: inout [ControllerAction]) -> Bool {
-        guard let lost = state.jobs[jobID]?.history[index].resumeCheckpoint else { return false }
-        let attempt = state.jobs[jobID]?.history[index].attempt ?? 0
-        let node = state.jobs[jobID]?.history[index].nodeID ?? ""
+        guard let record = state.jobs[jobID]?.history[index], let lost = record.resumeCheckpoint else { return false }
+        let (attempt, node) = (record.attempt, record.nodeID)
         let evidence = "attempt \(attempt) on \(node): \(exit.detail)"
         endAttempt(jobID, outcome: "checkpoint unavailable — \(exit.detail)", at: now, &out)
         guard var job = state.jobs[jobID] else { return true }

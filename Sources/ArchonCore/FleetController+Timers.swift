@@ -43,6 +43,14 @@ extension FleetController {
         out.append(.archive(.job(job)))
     }
 
+    /// The live attempt `attempt` of a job if it has reported progress since it started (a job that reports nothing
+    /// is judged only by its end).
+    private func progressing(_ jobID: String, _ attempt: Int) -> (JobRecord, AttemptRecord)? {
+        guard let (job, record) = running(jobID, attempt), record.startedAtMs > 0, record.signals.lastProgressMs >= record.startedAtMs
+        else { return nil }
+        return (job, record)
+    }
+
     /// The live attempt `attempt` of a job, if it is the current one and still running.
     private func running(_ jobID: String, _ attempt: Int) -> (JobRecord, AttemptRecord)? {
         guard let job = state.jobs[jobID], job.status == .running, let record = job.current,
@@ -51,10 +59,9 @@ extension FleetController {
         return (job, record)
     }
 
-    /// The attempt has run `escalation.resolveAfterHealthy`: if it reported progress since it started (a job that
-    /// reports nothing is judged only by its end), the job's incident resolves itself.
+    /// The attempt has run `escalation.resolveAfterHealthy` making progress: the job's incident resolves itself.
     private mutating func ranHealthy(_ jobID: String, attempt: Int, at now: Int64, _ out: inout [ControllerAction]) {
-        guard let (job, record) = running(jobID, attempt), record.signals.lastProgressMs >= record.startedAtMs, record.startedAtMs > 0 else { return }
+        guard let (job, record) = progressing(jobID, attempt) else { return }
         autoResolveJob(jobID, because: "attempt \(attempt) of job \(jobID) ran healthy on \(job.nodeID) for \(policy.escalation.resolveAfterHealthy) (last progress \(Timestamp.iso8601(record.signals.lastProgressMs)))",
                        notices: false, at: now, &out)
     }
@@ -62,9 +69,7 @@ extension FleetController {
     /// The attempt has made progress for `remediation.restartBudgetResetAfter`: earlier failures were an episode that
     /// ended; the next failure starts its ladder and budget afresh (its config keeps what the ladder changed).
     private mutating func resetRestartBudget(_ jobID: String, attempt: Int, at now: Int64, _ out: inout [ControllerAction]) {
-        guard let (job, record) = running(jobID, attempt), record.startedAtMs > 0, record.signals.lastProgressMs >= record.startedAtMs,
-              job.restarts > 0 || !job.ladderSteps.isEmpty
-        else { return }
+        guard let (job, _) = progressing(jobID, attempt), job.restarts > 0 || !job.ladderSteps.isEmpty else { return }
         update(jobID) { job in
             job.restarts = 0
             job.ladderSteps = [:]

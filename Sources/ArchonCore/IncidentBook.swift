@@ -161,10 +161,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
                 incident.level = Swift.max(incident.level, draft.level)
                 let what = raiseLevel ? "escalated to \(ladder.name(incident.level))" : "severity raised to \(incident.severity.rawValue) at \(ladder.name(incident.level))"
                 incident.timeline.append(TimelineEntry(timeMs: now, text: "\(what): \(reason)"))
-                incident.respondByMs = ladder.respondBy(incident.level, from: now)
-                if incident.level.next != nil {
-                    deadlines.set(.responseDue(incidentID: id, level: incident.level), at: incident.respondByMs, &out)
-                }
+                armResponse(&incident, from: now, ladder: ladder, deadlines: &deadlines, out: &out)
                 incidents[id] = incident
                 publish(.escalated, incident, at: now, reason: reason, &out)
             } else if raiseLevel {
@@ -192,12 +189,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
         )
         if draft.parentID.isEmpty {
             incident.timeline.append(TimelineEntry(timeMs: now, text: "opened at \(ladder.name(draft.level)): \(reason)"))
-            if draft.cause != .notice {
-                incident.respondByMs = ladder.respondBy(draft.level, from: now)
-                if draft.level.next != nil {
-                    deadlines.set(.responseDue(incidentID: id, level: draft.level), at: incident.respondByMs, &out)
-                }
-            }
+            if draft.cause != .notice { armResponse(&incident, from: now, ladder: ladder, deadlines: &deadlines, out: &out) }
         } else {
             incident.timeline.append(TimelineEntry(timeMs: now, text: "opened inside \(draft.parentID); pages inhibited: \(reason)"))
         }
@@ -210,6 +202,15 @@ public struct IncidentBook: Codable, Sendable, Hashable {
             incidents[draft.parentID] = parent
         }
         return id
+    }
+
+    /// Its level was paged at `from`: the response is due `responseTime` later, when it climbs unless acknowledged
+    /// (the top level never climbs).
+    private func armResponse(_ incident: inout Incident, from: Int64, ladder: EscalationLadder, deadlines: inout Deadlines, out: inout [ControllerAction]) {
+        incident.respondByMs = ladder.respondBy(incident.level, from: from)
+        if incident.level.next != nil {
+            deadlines.set(.responseDue(incidentID: incident.id, level: incident.level), at: incident.respondByMs, &out)
+        }
     }
 
     /// Puts `childID` inside the fleet incident `parentID`: it stops climbing and paging, and says so once.
@@ -242,10 +243,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
             rule: "escalation.levels.\(level.rawValue).responseTime")
         incident.level = next
         // From the missed deadline, so a late timer does not stretch the schedule.
-        incident.respondByMs = incident.respondByMs + ladder.responseTime(next)
-        if next.next != nil {
-            deadlines.set(.responseDue(incidentID: id, level: next), at: incident.respondByMs, &out)
-        }
+        armResponse(&incident, from: incident.respondByMs, ladder: ladder, deadlines: &deadlines, out: &out)
         incident.timeline.append(TimelineEntry(timeMs: now, text: "escalated to \(ladder.name(next)): \(reason.evidence)"))
         incidents[id] = incident
         publish(.escalated, incident, at: now, reason: reason, &out)
@@ -277,10 +275,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
             evidence: "\(id) was acknowledged by \(incident.acknowledgedBy) \(Timestamp.duration(now - incident.acknowledgedAtMs)) ago and is still open",
             rule: "escalation.ackTimeout \(Timestamp.duration(timeoutMs)): page \(ladder.name(incident.level)) again")
         incident.status = .open
-        incident.respondByMs = ladder.respondBy(incident.level, from: now)
-        if incident.level.next != nil {
-            deadlines.set(.responseDue(incidentID: id, level: incident.level), at: incident.respondByMs, &out)
-        }
+        armResponse(&incident, from: now, ladder: ladder, deadlines: &deadlines, out: &out)
         incident.timeline.append(TimelineEntry(timeMs: now, text: "acknowledgement by \(incident.acknowledgedBy) expired: paging \(ladder.name(incident.level)) again"))
         incidents[id] = incident
         publish(.escalated, incident, at: now, reason: reason, &out)

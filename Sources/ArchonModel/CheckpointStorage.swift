@@ -20,11 +20,13 @@ public struct CheckpointStorage: Codable, Sendable, Hashable, CustomStringConver
     /// "shared /mnt/ckpt" or "local /var/lib/archon/checkpoints".
     public var description: String { "\(shared ? "shared" : "local") \(root)" }
 
-    /// Whether `path` is `folder` or lies under it, compared by path components (`/a/bc` is not under `/a/b`).
+    /// Whether `path` is `folder` or lies under it, compared by path components (`/a/bc` is not under `/a/b`). A path
+    /// with a `.` or `..` component is never within anything: `/ckpt/../etc` must not pass as under `/ckpt`.
     public static func path(_ path: String, isWithin folder: String) -> Bool {
         let p = path.split(separator: "/", omittingEmptySubsequences: true)
         let f = folder.split(separator: "/", omittingEmptySubsequences: true)
         return path.hasPrefix("/") && folder.hasPrefix("/") && p.count >= f.count && Array(p.prefix(f.count)) == f
+            && !p.contains(where: { $0 == "." || $0 == ".." })
     }
 
     /// Why `root` cannot be a checkpoint root (a job's `checkpoint.sharedRoot` or an agent's flag), or nil: it must

@@ -53,6 +53,8 @@ import Testing
         #expect(CheckpointStorage.path("/mnt/ckpt", isWithin: "/mnt/ckpt/"))
         #expect(!CheckpointStorage.path("/mnt/ckpt2/j", isWithin: "/mnt/ckpt"))
         #expect(!CheckpointStorage.path("relative/j", isWithin: "relative"))
+        #expect(!CheckpointStorage.path("/mnt/ckpt/../etc/passwd", isWithin: "/mnt/ckpt"))
+        #expect(!CheckpointStorage.path("/mnt/ckpt/./j", isWithin: "/mnt/ckpt"))
         #expect(CheckpointStorage.rootProblem("/mnt/team") == nil)
         #expect(CheckpointStorage.rootProblem("mnt/team") == "must be an absolute path")
         #expect(CheckpointStorage.rootProblem("/") == "must not be /")
