@@ -56,6 +56,7 @@ public enum APIServer {
         ("GET", "/v1/datasets"), ("GET", "/v1/datasets/{id}"), ("POST", "/v1/datasets"), ("POST", "/v1/datasets/{id}/resume"),
         ("GET", "/v1/incidents"), ("GET", "/v1/incidents/{id}"), ("POST", "/v1/incidents/{id}/ack"),
         ("POST", "/v1/incidents/{id}/resolve"), ("GET", "/v1/incidents/{id}/report"),
+        ("GET", "/v1/silences"), ("POST", "/v1/silences"), ("POST", "/v1/silences/{id}/expire"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
     ]
 
@@ -250,6 +251,49 @@ public enum APIServer {
             return Response(status: .ok, headers: [.contentType: "text/markdown; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: report.markdown)))
         }
+
+        let silences = router.group("v1/silences")
+        silences.get { _, context in
+            try require(.trainingRead, context)
+            let now = controller.now()
+            return json(await controller.read { core in core.silences(at: now).map(SilenceView.init) })
+        }
+        silences.post { request, context in
+            try require(.incidentAck, context)
+            let body = try await request.decode(as: SilenceRequest.self, context: context)
+            let id = "SIL-" + String(UInt32.random(in: 0x1000_0000...UInt32.max), radix: 16)
+            let who = context.token?.name ?? "api"
+            var cause: IncidentCause?
+            if let text = body.cause, !text.isEmpty {
+                guard let parsed = IncidentCause(rawValue: text) else {
+                    return error(.unprocessableContent, "cause must be one of \(IncidentCause.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                cause = parsed
+            }
+            var duration: Int64?
+            if let text = body.duration {
+                guard let parsed = PolicyDuration(parsing: text), parsed.milliseconds > 0 else { return error(.unprocessableContent, "duration '\(text)' is not a duration like 90m or 2h") }
+                duration = parsed.milliseconds
+            }
+            guard (body.endsAt == nil) != (duration == nil) else { return error(.unprocessableContent, "give exactly one of endsAt and duration") }
+            try await controller.apply { [cause, duration] core, now in
+                let start = body.startsAt ?? now
+                let end = body.endsAt ?? (start > Int64.max - (duration ?? 0) ? Int64.max : start + (duration ?? 0))
+                let silence = Silence(
+                    id: id, node: body.node ?? "", job: body.job ?? "", dataset: body.dataset ?? "", cause: cause, startsAtMs: start,
+                    endsAtMs: end, reason: body.reason, createdBy: who, createdAtMs: now)
+                return try core.silenceAdded(silence, at: now)
+            }
+            guard let silence = await controller.read({ $0.silences(at: .min).first { $0.id == id } }) else { return notFound("silence", id) }
+            return json(SilenceView(silence), status: .created)
+        }
+        silences.post(":id/expire") { _, context in
+            try require(.incidentAck, context)
+            let id = try context.parameters.require("id")
+            try await controller.apply { core, now in try core.silenceExpired(id, at: now) }
+            guard let silence = await controller.read({ $0.silence(id) }) else { return notFound("silence", id) }
+            return json(SilenceView(silence))
+        }
         return router
     }
 
@@ -306,7 +350,11 @@ struct APIErrorMiddleware: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as OperatorError {
-            let status: HTTPResponse.Status = error.code == .incidentResolved ? .conflict : .notFound
+            let status: HTTPResponse.Status = switch error.code {
+            case .incidentResolved: .conflict
+            case .invalidSilence: .unprocessableContent
+            default: .notFound
+            }
             return APIServer.error(status, error.message)
         } catch let error as Controller.NotLeader {
             return APIServer.error(.serviceUnavailable, error.description)

@@ -193,6 +193,10 @@ public struct IncidentView: Codable, Sendable, Equatable {
     public var acknowledgedBy: String
     public var resolvedAt: Int64
     public var respondBy: Int64
+    /// When its held page goes out (grouping wait or silence); 0 = none held.
+    public var pageHeldUntil: Int64
+    /// `grouping` or the silence holding its page; "" = none.
+    public var pageHeldBy: String
 
     public init(_ i: Incident) {
         id = i.id
@@ -218,6 +222,61 @@ public struct IncidentView: Codable, Sendable, Equatable {
         acknowledgedBy = i.acknowledgedBy
         resolvedAt = i.resolvedAtMs
         respondBy = i.respondByMs
+        pageHeldUntil = i.heldPage?.untilMs ?? 0
+        pageHeldBy = i.heldPage?.by ?? ""
+    }
+}
+
+/// A silence as the API shows it (`GET /v1/silences`).
+public struct SilenceView: Codable, Sendable, Equatable {
+    public var id: String
+    public var node: String
+    public var job: String
+    public var dataset: String
+    /// An incident cause, or "" for any.
+    public var cause: String
+    public var startsAt: Int64
+    public var endsAt: Int64
+    public var reason: String
+    public var createdBy: String
+    public var createdAt: Int64
+
+    public init(_ s: Silence) {
+        id = s.id
+        node = s.node
+        job = s.job
+        dataset = s.dataset
+        cause = s.cause?.rawValue ?? ""
+        startsAt = s.startsAtMs
+        endsAt = s.endsAtMs
+        reason = s.reason
+        createdBy = s.createdBy
+        createdAt = s.createdAtMs
+    }
+}
+
+/// The body of `POST /v1/silences`: matchers, a reason, and an end (`endsAt`, Unix ms, or `duration`, e.g. "2h").
+public struct SilenceRequest: Codable, Sendable, Equatable {
+    public var node: String?
+    public var job: String?
+    public var dataset: String?
+    public var cause: String?
+    /// Unix ms; default now.
+    public var startsAt: Int64?
+    public var endsAt: Int64?
+    public var duration: String?
+    public var reason: String
+
+    public init(node: String? = nil, job: String? = nil, dataset: String? = nil, cause: String? = nil, startsAt: Int64? = nil,
+                endsAt: Int64? = nil, duration: String? = nil, reason: String) {
+        self.node = node
+        self.job = job
+        self.dataset = dataset
+        self.cause = cause
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.duration = duration
+        self.reason = reason
     }
 }
 

@@ -31,6 +31,8 @@ extension FleetController {
             ranHealthy(jobID, attempt: attempt, at: now, &out)
         case .restartBudgetReset(let jobID, let attempt):
             resetRestartBudget(jobID, attempt: attempt, at: now, &out)
+        case .pageHeld(let incidentID):
+            state.incidents.releaseHeldPage(incidentID, at: now, ladder: ladder, deadlines: &state.deadlines, out: &out)
         }
     }
 

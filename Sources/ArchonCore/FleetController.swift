@@ -28,7 +28,9 @@ public struct FleetController: Sendable {
         state = FleetState(entities: entities, keepObservationsSince: now - correlationHorizon)
     }
 
-    var ladder: EscalationLadder { EscalationLadder(levels: policy.escalation.levels) }
+    var ladder: EscalationLadder {
+        EscalationLadder(levels: policy.escalation.levels, groupWaitMs: policy.escalation.groupWait.milliseconds, silences: state.silences)
+    }
 
     // MARK: - Storage
 
@@ -112,6 +114,46 @@ public struct FleetController: Sendable {
         guard state.incidents[id] != nil else { throw OperatorError(.unknownIncident, "incident '\(id)' not found") }
         var out: [ControllerAction] = []
         resolveIncident(id, by: who, rootCause: rootCause, at: now, &out)
+        return out
+    }
+
+    /// Silences in force at once, at most: each page checks them all.
+    public static let maxSilences = 1000
+    /// The longest a silence may last: a maintenance window, not a way to switch paging off.
+    public static let maxSilenceMs: Int64 = 30 * 24 * 3_600_000
+
+    /// An operator silenced the incidents matching `silence` from its start to its end: they are recorded and
+    /// listed, but page nobody meanwhile; one still unacknowledged when it ends pages then. Ended silences are
+    /// dropped.
+    public mutating func silenceAdded(_ silence: Silence, at now: Int64) throws(OperatorError) -> [ControllerAction] {
+        func invalid(_ message: String) -> OperatorError { OperatorError(.invalidSilence, message) }
+        guard !silence.id.isEmpty, silence.id.utf8.count <= 64 else { throw invalid("silence id must be 1-64 bytes") }
+        guard !silence.matchers.isEmpty else { throw invalid("a silence needs at least one matcher: node, job, dataset or cause") }
+        guard !silence.reason.allSatisfy(\.isWhitespace) else { throw invalid("a silence needs a reason (who is working on what)") }
+        guard silence.reason.utf8.count <= 1024, [silence.node, silence.job, silence.dataset, silence.createdBy].allSatisfy({ $0.utf8.count <= 256 }) else {
+            throw invalid("a silence's reason is at most 1024 bytes, each matcher at most 256")
+        }
+        guard silence.endsAtMs > silence.startsAtMs, silence.endsAtMs > now else { throw invalid("a silence must end after it starts and after now") }
+        guard silence.endsAtMs - Swift.max(silence.startsAtMs, now) <= Self.maxSilenceMs else {
+            throw invalid("a silence lasts at most \(Timestamp.duration(Self.maxSilenceMs))")
+        }
+        state.silences.removeAll { $0.endsAtMs <= now }
+        guard !state.silences.contains(where: { $0.id == silence.id }) else { throw invalid("silence '\(silence.id)' exists") }
+        guard state.silences.count < Self.maxSilences else { throw invalid("\(Self.maxSilences) silences are in force; expire some first") }
+        state.silences.append(silence)
+        return []
+    }
+
+    /// An operator ended a silence early: the pages it held are sent now (unless another silence holds them).
+    public mutating func silenceExpired(_ id: String, at now: Int64) throws(OperatorError) -> [ControllerAction] {
+        guard let index = state.silences.firstIndex(where: { $0.id == id && $0.endsAtMs > now }) else {
+            throw OperatorError(.unknownSilence, "silence '\(id)' not found or already ended")
+        }
+        state.silences[index].endsAtMs = Swift.max(now, state.silences[index].startsAtMs)
+        var out: [ControllerAction] = []
+        for incident in state.incidents.heldBy(id) {
+            state.incidents.releaseHeldPage(incident, at: now, ladder: ladder, deadlines: &state.deadlines, out: &out)
+        }
         return out
     }
 
@@ -204,6 +246,12 @@ public struct FleetController: Sendable {
     public func postIncidentReport(_ id: String) -> PostIncidentReport? { state.incidents[id].flatMap(PostIncidentReport.init) }
     /// Every deadline the core waits for, earliest first.
     public var scheduledTimers: [(id: TimerID, atMs: Int64)] { state.deadlines.all }
+    /// Silences in force or scheduled, soonest ending first.
+    public func silences(at now: Int64) -> [Silence] {
+        state.silences.filter { $0.endsAtMs > now }.sorted { ($0.endsAtMs, $0.id) < ($1.endsAtMs, $1.id) }
+    }
+    /// One silence, ended or not (until the next one added drops it).
+    public func silence(_ id: String) -> Silence? { state.silences.first { $0.id == id } }
     /// Symptoms whose config changes are frozen fleet-wide now.
     public var frozenSymptoms: [Symptom] { Array(Set(state.freezes.values.flatMap { $0 })).sorted() }
 

@@ -1,4 +1,4 @@
-import ArchonModel
+public import ArchonModel
 
 /// Everything the controller decides from, restored after a restart.
 ///
@@ -27,6 +27,9 @@ public struct FleetState: Codable, Sendable, Hashable {
     /// For the fleet-wide rules (`multi_agent`, `security:permission_denied`, `system_resource:<resource>`): failures
     /// before this time no longer count, because an operator resolved the incident they raised. A handful of keys.
     public internal(set) var evidenceSince: [String: Int64] = [:]
+    /// Silences and maintenance windows in force or scheduled (at most ``FleetController/maxSilences``; ended ones
+    /// are dropped when the next is added).
+    public internal(set) var silences: [Silence] = []
 
     /// An empty fleet.
     public init() {}

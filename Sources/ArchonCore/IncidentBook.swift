@@ -161,19 +161,18 @@ public struct IncidentBook: Codable, Sendable, Hashable {
                 incident.level = Swift.max(incident.level, draft.level)
                 let what = raiseLevel ? "escalated to \(ladder.name(incident.level))" : "severity raised to \(incident.severity.rawValue) at \(ladder.name(incident.level))"
                 incident.timeline.append(TimelineEntry(timeMs: now, text: "\(what): \(reason)"))
-                armResponse(&incident, from: now, ladder: ladder, deadlines: &deadlines, out: &out)
+                page(.escalated, &incident, reason: reason, grouping: true, clockFrom: now, at: now, ladder: ladder, deadlines: &deadlines, out: &out)
                 incidents[id] = incident
-                publish(.escalated, incident, at: now, reason: reason, &out)
             } else if raiseLevel {
                 // Inside a fleet incident, or a notice: the level is recorded, nobody is paged.
                 incident.level = draft.level
                 incident.timeline.append(TimelineEntry(timeMs: now, text: "escalated to \(ladder.name(draft.level)): \(reason)"))
                 incidents[id] = incident
-                if !inhibited { publish(.escalated, incident, at: now, reason: reason, &out) }
+                if !inhibited, !incident.openingPageHeld { publish(.escalated, incident, at: now, reason: reason, &out) }
             } else {
                 incident.timeline.append(TimelineEntry(timeMs: now, text: "updated: \(reason)"))
                 incidents[id] = incident
-                if !inhibited { publish(.updated, incident, at: now, reason: reason, &out) }
+                if !inhibited, !incident.openingPageHeld { publish(.updated, incident, at: now, reason: reason, &out) }
             }
             return id
         }
@@ -189,28 +188,79 @@ public struct IncidentBook: Codable, Sendable, Hashable {
         )
         if draft.parentID.isEmpty {
             incident.timeline.append(TimelineEntry(timeMs: now, text: "opened at \(ladder.name(draft.level)): \(reason)"))
-            if draft.cause != .notice { armResponse(&incident, from: now, ladder: ladder, deadlines: &deadlines, out: &out) }
+            page(.opened, &incident, reason: reason, grouping: true, clockFrom: now, at: now, ladder: ladder, deadlines: &deadlines, out: &out)
         } else {
             incident.timeline.append(TimelineEntry(timeMs: now, text: "opened inside \(draft.parentID); pages inhibited: \(reason)"))
         }
         incidents[id] = incident
         openKeys[draft.dedupKey] = id
-        if draft.parentID.isEmpty {
-            publish(.opened, incident, at: now, reason: reason, &out)
-        } else if var parent = incidents[draft.parentID] {
+        if !draft.parentID.isEmpty, var parent = incidents[draft.parentID] {
             parent.timeline.append(TimelineEntry(timeMs: now, text: "\(id) (\(incident.subject)) attached"))
             incidents[draft.parentID] = parent
         }
         return id
     }
 
-    /// Its level was paged at `from`: the response is due `responseTime` later, when it climbs unless acknowledged
-    /// (the top level never climbs).
-    private func armResponse(_ incident: inout Incident, from: Int64, ladder: EscalationLadder, deadlines: inout Deadlines, out: inout [ControllerAction]) {
-        incident.respondByMs = ladder.respondBy(incident.level, from: from)
-        if incident.level.next != nil {
-            deadlines.set(.responseDue(incidentID: incident.id, level: incident.level), at: incident.respondByMs, &out)
+    /// Pages `kind` (`opened` or `escalated`) for the incident at its level now, or holds the page when a silence
+    /// matches or (`grouping`) a job's page waits for a fleet incident that may explain it; a held opening page stays
+    /// an opening page. Paged, the level's response is due `responseTime` after `clockFrom`, when it climbs unless
+    /// acknowledged (notices and the top level never climb). The caller stores the incident.
+    private func page(
+        _ kind: Escalation.Kind, _ incident: inout Incident, reason: Reason, grouping: Bool, clockFrom: Int64, at now: Int64,
+        ladder: EscalationLadder, deadlines: inout Deadlines, out: inout [ControllerAction]
+    ) {
+        let kind = incident.openingPageHeld ? .opened : kind
+        if let hold = ladder.hold(incident, grouping: grouping, at: now), hold.untilMs > now {
+            if incident.heldPage?.untilMs != hold.untilMs || incident.heldPage?.by != hold.by {
+                let why = hold.by == "grouping"
+                    ? "waiting for a fleet incident that may explain it (escalation.groupWait)"
+                    : "silenced by \(hold.by)\(ladder.silences.first { $0.id == hold.by }.map { ": \($0.reason)" } ?? "")"
+                incident.timeline.append(TimelineEntry(timeMs: now, text: "page to \(ladder.name(incident.level)) held until \(Timestamp.iso8601(hold.untilMs)): \(why)"))
+            }
+            incident.heldPage = HeldPage(kind: kind, untilMs: hold.untilMs, by: hold.by, symptom: reason.symptom, evidence: reason.evidence, rule: reason.rule)
+            incident.respondByMs = 0
+            deadlines.set(.pageHeld(incidentID: incident.id), at: hold.untilMs, &out)
+            return
         }
+        if incident.heldPage != nil {
+            incident.heldPage = nil
+            deadlines.cancel(.pageHeld(incidentID: incident.id), &out)
+        }
+        if incident.cause != .notice {
+            incident.respondByMs = ladder.respondBy(incident.level, from: clockFrom)
+            if incident.level.next != nil {
+                deadlines.set(.responseDue(incidentID: incident.id, level: incident.level), at: incident.respondByMs, &out)
+            }
+        }
+        publish(kind, incident, at: now, reason: reason, &out)
+    }
+
+    /// Drops a held page (the incident was acknowledged, attached or resolved); returns whether its opening page was
+    /// held, i.e. the sinks never heard of it.
+    private func dropHeldPage(_ incident: inout Incident, deadlines: inout Deadlines, out: inout [ControllerAction]) -> Bool {
+        let neverPaged = incident.openingPageHeld
+        if incident.heldPage != nil {
+            incident.heldPage = nil
+            deadlines.cancel(.pageHeld(incidentID: incident.id), &out)
+        }
+        return neverPaged
+    }
+
+    /// A held page is due: sent, unless the incident was acknowledged, attached or resolved meanwhile, or another
+    /// silence holds it longer.
+    mutating func releaseHeldPage(_ id: String, at now: Int64, ladder: EscalationLadder, deadlines: inout Deadlines, out: inout [ControllerAction]) {
+        guard var incident = incidents[id], let held = incident.heldPage, incident.status == .open, incident.parentID.isEmpty else { return }
+        let reason = Reason(symptom: held.symptom, evidence: held.evidence, rule: held.rule)
+        page(held.kind, &incident, reason: reason, grouping: false, clockFrom: now, at: now, ladder: ladder, deadlines: &deadlines, out: &out)
+        if incident.heldPage == nil {
+            incident.timeline.append(TimelineEntry(timeMs: now, text: "held page sent to \(ladder.name(incident.level)) (\(held.by == "grouping" ? "no fleet incident explains it" : "silence \(held.by) over"))"))
+        }
+        incidents[id] = incident
+    }
+
+    /// Every incident whose page `silenceID` holds, for when the silence ends early.
+    func heldBy(_ silenceID: String) -> [String] {
+        openKeys.values.filter { incidents[$0]?.heldPage?.by == silenceID }.sorted()
     }
 
     /// Puts `childID` inside the fleet incident `parentID`: it stops climbing and paging, and says so once.
@@ -219,6 +269,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
             child.status != .resolved, child.parentID.isEmpty, child.cause != .notice
         else { return }
         deadlines.cancel(.responseDue(incidentID: childID, level: child.level), &out)
+        let neverPaged = dropHeldPage(&child, deadlines: &deadlines, out: &out)
         child.parentID = parentID
         child.respondByMs = 0
         let reason = Reason(
@@ -229,7 +280,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
         parent.timeline.append(TimelineEntry(timeMs: now, text: "\(childID) (\(child.subject)) attached"))
         incidents[childID] = child
         incidents[parentID] = parent
-        publish(.updated, child, at: now, reason: reason, &out)
+        if !neverPaged { publish(.updated, child, at: now, reason: reason, &out) }
     }
 
     /// The current level did not acknowledge in time: the incident moves up one level.
@@ -242,17 +293,17 @@ public struct IncidentBook: Codable, Sendable, Hashable {
             evidence: "\(id) was not acknowledged by \(ladder.name(level)) within \(Timestamp.duration(ladder.responseTime(level)))",
             rule: "escalation.levels.\(level.rawValue).responseTime")
         incident.level = next
-        // From the missed deadline, so a late timer does not stretch the schedule.
-        armResponse(&incident, from: incident.respondByMs, ladder: ladder, deadlines: &deadlines, out: &out)
         incident.timeline.append(TimelineEntry(timeMs: now, text: "escalated to \(ladder.name(next)): \(reason.evidence)"))
+        // From the missed deadline, so a late timer does not stretch the schedule.
+        page(.escalated, &incident, reason: reason, grouping: false, clockFrom: incident.respondByMs, at: now, ladder: ladder, deadlines: &deadlines, out: &out)
         incidents[id] = incident
-        publish(.escalated, incident, at: now, reason: reason, &out)
     }
 
     /// Someone owns it now: the climb stops, until `timeoutMs` later (0 = never) when the acknowledgement expires.
     mutating func acknowledge(_ id: String, by who: String, timeoutMs: Int64, at now: Int64, deadlines: inout Deadlines, out: inout [ControllerAction]) {
         guard var incident = incidents[id], incident.status == .open else { return }
         deadlines.cancel(.responseDue(incidentID: id, level: incident.level), &out)
+        let neverPaged = dropHeldPage(&incident, deadlines: &deadlines, out: &out)
         if timeoutMs > 0, incident.parentID.isEmpty, incident.cause != .notice {
             deadlines.set(.ackExpires(incidentID: id), at: now + timeoutMs, &out)
         }
@@ -263,7 +314,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
         incident.timeline.append(TimelineEntry(timeMs: now, text: "acknowledged by \(who) at \(incident.level.rawValue)"))
         incidents[id] = incident
         let reason = Reason(symptom: "incident acknowledged", evidence: "\(who) acknowledged \(id) at \(incident.level.rawValue)", rule: "acknowledging stops the climb")
-        if incident.parentID.isEmpty { publish(.acknowledged, incident, at: now, reason: reason, &out) }
+        if incident.parentID.isEmpty, !neverPaged { publish(.acknowledged, incident, at: now, reason: reason, &out) }
     }
 
     /// The acknowledgement expired and the incident is still open: it pages its level again, and climbs from there
@@ -275,10 +326,9 @@ public struct IncidentBook: Codable, Sendable, Hashable {
             evidence: "\(id) was acknowledged by \(incident.acknowledgedBy) \(Timestamp.duration(now - incident.acknowledgedAtMs)) ago and is still open",
             rule: "escalation.ackTimeout \(Timestamp.duration(timeoutMs)): page \(ladder.name(incident.level)) again")
         incident.status = .open
-        armResponse(&incident, from: now, ladder: ladder, deadlines: &deadlines, out: &out)
         incident.timeline.append(TimelineEntry(timeMs: now, text: "acknowledgement by \(incident.acknowledgedBy) expired: paging \(ladder.name(incident.level)) again"))
+        page(.escalated, &incident, reason: reason, grouping: false, clockFrom: now, at: now, ladder: ladder, deadlines: &deadlines, out: &out)
         incidents[id] = incident
-        publish(.escalated, incident, at: now, reason: reason, &out)
     }
 
     /// Closes it (and everything attached to it); its dedup key is free again.
@@ -286,6 +336,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
         guard var incident = incidents[id], incident.status != .resolved else { return }
         deadlines.cancel(.responseDue(incidentID: id, level: incident.level), &out)
         deadlines.cancel(.ackExpires(incidentID: id), &out)
+        let neverPaged = dropHeldPage(&incident, deadlines: &deadlines, out: &out)
         incident.status = .resolved
         incident.resolvedAtMs = now
         incident.resolvedBy = who
@@ -295,7 +346,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
         incidents[id] = incident
         if openKeys[incident.dedupKey] == id { openKeys.removeValue(forKey: incident.dedupKey) }
         let reason = Reason(symptom: "incident resolved", evidence: "\(who) resolved \(id)", rule: rootCause.isEmpty ? "operator resolution" : "root cause: \(rootCause)")
-        if incident.parentID.isEmpty { publish(.resolved, incident, at: now, reason: reason, &out) }
+        if incident.parentID.isEmpty, !neverPaged { publish(.resolved, incident, at: now, reason: reason, &out) }
         for child in children(of: id) where child.status != .resolved {
             resolve(child.id, by: who, rootCause: "resolved with \(id): \(rootCause)", at: now, deadlines: &deadlines, out: &out)
         }

@@ -10,6 +10,9 @@ public struct OperatorError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let unknownDataset = Code("unknown-dataset")
         /// The incident is resolved: it can no longer be acknowledged.
         public static let incidentResolved = Code("incident-resolved")
+        /// A silence that cannot be added as given (no matcher, no reason, bad times, too many).
+        public static let invalidSilence = Code("invalid-silence")
+        public static let unknownSilence = Code("unknown-silence")
         public var description: String { name }
     }
 

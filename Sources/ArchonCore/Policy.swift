@@ -328,6 +328,9 @@ public struct EscalationPolicy: Codable, Sendable, Hashable {
     /// A job's incident resolves itself once the job has run, reporting progress, this long on a new attempt; it also
     /// resolves when the job completes or is stopped, and a stuck-queued one when the job starts. 0 = only then.
     public var resolveAfterHealthy = PolicyDuration.minutes(10)
+    /// A job's own page (opening or worse) waits this long for a fleet incident that may explain its failure
+    /// (Alertmanager's group_wait): explained by then, it is attached and pages nobody. 0 = page at once.
+    public var groupWait = PolicyDuration.seconds(30)
 
     public init() {}
 }

@@ -15,6 +15,7 @@ extension Policy {
         check.positive(remediation.stopGrace, "remediation.stopGrace")
         check.nonNegative(escalation.ackTimeout, "escalation.ackTimeout")
         check.nonNegative(escalation.resolveAfterHealthy, "escalation.resolveAfterHealthy")
+        check.nonNegative(escalation.groupWait, "escalation.groupWait")
         check.nonNegative(remediation.checkpointNodeWait, "remediation.checkpointNodeWait")
         check.nonNegative(remediation.restartBudgetResetAfter, "remediation.restartBudgetResetAfter")
         check.range(remediation.minLearningRate, "remediation.minLearningRate", atLeast: 0, below: 1)

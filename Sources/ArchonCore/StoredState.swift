@@ -110,6 +110,8 @@ public struct StoredFleet: Codable, Sendable, Hashable {
     public var freezes: [String: [Symptom]]
     /// See ``FleetState/evidenceSince``; nil in records written before it existed.
     public var evidenceSince: [String: Int64]?
+    /// See ``FleetState/silences``; nil in records written before they existed.
+    public var silences: [Silence]?
 }
 
 /// The stored value of one ``EntityKey``.
@@ -155,7 +157,7 @@ extension FleetState {
             return incidents[id].map { .incident(StoredIncident(incident: $0, timers: deadlines.owned(by: key))) }
         case .fleet:
             return .fleet(StoredFleet(fencingEpoch: fencingEpoch, nextIncidentNumber: incidents.nextNumber, heardAgainAtMs: heardAgainAtMs, freezes: freezes,
-                                      evidenceSince: evidenceSince))
+                                      evidenceSince: evidenceSince, silences: silences))
         }
     }
 
@@ -186,6 +188,7 @@ extension FleetState {
                 incidents.nextNumber = Swift.max(incidents.nextNumber, fleet.nextIncidentNumber)
                 freezes = fleet.freezes
                 evidenceSince = fleet.evidenceSince ?? [:]
+                silences = fleet.silences ?? []
             }
         }
         for job in stored {

@@ -35,6 +35,8 @@ public enum TimerID: Codable, Sendable, Hashable, Comparable, CustomStringConver
     /// The attempt has run `remediation.restartBudgetResetAfter`: making progress, the job gets its restart budget
     /// and ladder positions back.
     case restartBudgetReset(jobID: String, attempt: Int)
+    /// The incident's held page is due (its grouping wait or its silence is over): sent if still wanted.
+    case pageHeld(incidentID: String)
 
     public var description: String {
         switch self {
@@ -51,6 +53,7 @@ public enum TimerID: Codable, Sendable, Hashable, Comparable, CustomStringConver
         case .ackExpires(let incident): "ack-expires/\(incident)"
         case .healthyFor(let job, let attempt): "healthy/\(job)/\(attempt)"
         case .restartBudgetReset(let job, let attempt): "budget-reset/\(job)/\(attempt)"
+        case .pageHeld(let incident): "page-held/\(incident)"
         }
     }
 
@@ -61,7 +64,7 @@ public enum TimerID: Codable, Sendable, Hashable, Comparable, CustomStringConver
             .restartDue(let job), .archiveJob(let job), .drainDeadline(let job, _), .healthyFor(let job, _),
             .restartBudgetReset(let job, _):
             .job(job)
-        case .responseDue(let incident, _), .archiveIncident(let incident), .ackExpires(let incident):
+        case .responseDue(let incident, _), .archiveIncident(let incident), .ackExpires(let incident), .pageHeld(let incident):
             .incident(incident)
         case .nodeSilence(let node):
             .node(node)

@@ -123,6 +123,8 @@ public struct Incident: Codable, Sendable, Hashable {
     public var resolvedBy: String
     /// When the current level must have acknowledged before it climbs; 0 = never.
     public var respondByMs: Int64
+    /// A page not sent yet (grouping wait or silence); nil when none is held.
+    public var heldPage: HeldPage?
 
     public init(
         id: String,
@@ -176,6 +178,87 @@ public struct Incident: Codable, Sendable, Hashable {
         self.acknowledgedBy = acknowledgedBy
         self.resolvedBy = resolvedBy
         self.respondByMs = respondByMs
+    }
+}
+
+extension Incident {
+    /// Its opening page is held: the sinks have not heard of it, so they hear no update or resolution either.
+    public var openingPageHeld: Bool { heldPage?.kind == .opened }
+}
+
+/// A page the controller holds back: a job's page waiting `escalation.groupWait` for the fleet incident that may
+/// explain it, or any page while a silence matches. Sent at `untilMs` if it is still due then.
+public struct HeldPage: Codable, Sendable, Hashable {
+    /// `opened` (nobody was paged yet) or `escalated`.
+    public var kind: Escalation.Kind
+    public var untilMs: Int64
+    /// `grouping`, or the id of the silence that holds it.
+    public var by: String
+    /// Why the page is due: the reason it will carry.
+    public var symptom: String
+    public var evidence: String
+    public var rule: String
+
+    public init(kind: Escalation.Kind, untilMs: Int64, by: String, symptom: String, evidence: String, rule: String) {
+        self.kind = kind
+        self.untilMs = untilMs
+        self.by = by
+        self.symptom = symptom
+        self.evidence = evidence
+        self.rule = rule
+    }
+}
+
+/// A silence (or maintenance window): incidents it matches are recorded, updated and listed as usual, but page
+/// nobody from `startsAtMs` until `endsAtMs`; one still unacknowledged when it ends pages then. Every matcher given
+/// must match; at least one is given.
+public struct Silence: Codable, Sendable, Hashable {
+    public var id: String
+    /// The incident lists this node among its agents ("" = any).
+    public var node: String
+    /// The incident lists this job ("" = any).
+    public var job: String
+    /// The incident's dataset ("" = any).
+    public var dataset: String
+    /// The incident's cause (nil = any).
+    public var cause: IncidentCause?
+    public var startsAtMs: Int64
+    public var endsAtMs: Int64
+    public var reason: String
+    public var createdBy: String
+    public var createdAtMs: Int64
+
+    public init(id: String, node: String = "", job: String = "", dataset: String = "", cause: IncidentCause? = nil,
+                startsAtMs: Int64, endsAtMs: Int64, reason: String, createdBy: String = "", createdAtMs: Int64 = 0) {
+        self.id = id
+        self.node = node
+        self.job = job
+        self.dataset = dataset
+        self.cause = cause
+        self.startsAtMs = startsAtMs
+        self.endsAtMs = endsAtMs
+        self.reason = reason
+        self.createdBy = createdBy
+        self.createdAtMs = createdAtMs
+    }
+
+    /// Whether it silences now.
+    public func isActive(at now: Int64) -> Bool { startsAtMs <= now && now < endsAtMs }
+
+    /// Whether every matcher it has matches the incident.
+    public func matches(_ incident: Incident) -> Bool {
+        (node.isEmpty || incident.nodes.contains(node)) && (job.isEmpty || incident.jobs.contains(job))
+            && (dataset.isEmpty || incident.dataset == dataset) && (cause.map { $0 == incident.cause } ?? true)
+    }
+
+    /// "node=n3 cause=bad_node".
+    public var matchers: String {
+        var parts: [String] = []
+        if !node.isEmpty { parts.append("node=\(node)") }
+        if !job.isEmpty { parts.append("job=\(job)") }
+        if !dataset.isEmpty { parts.append("dataset=\(dataset)") }
+        if let cause { parts.append("cause=\(cause.rawValue)") }
+        return parts.joined(separator: " ")
     }
 }
 

@@ -9,7 +9,7 @@ struct Archon: AsyncParsableCommand {
         version: ArchonVersion.current,
         subcommands: [
             ControllerCommand.self, AgentCommand.self, DevCommand.self,
-            JobCommand.self, NodeCommand.self, DatasetCommand.self, IncidentCommand.self,
+            JobCommand.self, NodeCommand.self, DatasetCommand.self, IncidentCommand.self, SilenceCommand.self,
             NATSCheckCommand.self, CredentialsCommand.self, TokenCommand.self, BenchCommand.self,
         ]
     )

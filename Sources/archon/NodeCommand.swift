@@ -169,6 +169,9 @@ struct IncidentCommand: AsyncParsableCommand {
             print(i.subject)
             print("  incident   \(i.id) (\(i.cause)), \(i.status)")
             print("  level      \(i.level), severity \(i.severity)\(i.respondBy > 0 && i.status == "open" ? ", respond by \(formatTime(i.respondBy))" : "")")
+            if !i.pageHeldBy.isEmpty {
+                print("  page       held until \(formatTime(i.pageHeldUntil)) (\(i.pageHeldBy == "grouping" ? "waiting for a fleet incident that may explain it" : "silenced by \(i.pageHeldBy)"))")
+            }
             print("  agents     \(i.nodes.isEmpty ? "-" : i.nodes.joined(separator: ", "))")
             print("  jobs       \(i.jobs.isEmpty ? "-" : i.jobs.joined(separator: ", "))")
             if !i.dataset.isEmpty { print("  dataset    \(i.dataset)") }

@@ -244,6 +244,13 @@ struct CLITests {
         let cli = ArchonCLI(api: controller.api, token: operatorToken.token)
         _ = try await waitFor("node n1") { try await cli.json(["node", "list"], as: [NodeView].self).first { $0.id == "n1" } }
 
+        // A maintenance window for the job about to fail: its incident is recorded, its page held.
+        let refused = try await cli.run(["silence", "add", "--for", "2h", "--reason", "no matcher"])
+        #expect(refused.status != 0 && refused.stderr.contains("at least one matcher"), "\(refused.stderr)")
+        let silence = try await cli.json(["silence", "add", "--job", "cli-nodata", "--for", "2h", "--reason", "dataset being republished"], as: SilenceView.self)
+        #expect(silence.job == "cli-nodata" && silence.endsAt - silence.startsAt == 2 * 3_600_000 && silence.createdBy == operatorToken.name)
+        #expect(try await cli.json(["silence", "list"], as: [SilenceView].self).map(\.id) == [silence.id])
+
         // A JSON spec this time: the trainer opens a dataset that does not exist.
         let spec = try writeTemporaryFile("missing.json", faultSpec("cli-nodata", fault: "missing_dataset"))
         #expect(try await cli.json(["job", "submit", spec], as: JobView.self).id == "cli-nodata")
@@ -258,6 +265,11 @@ struct CLITests {
         let id = try #require(listed["id"] as? String)
 
         let shown = try await cli.json(["incident", "show", id], as: IncidentView.self)
+        #expect(shown.pageHeldBy == silence.id && shown.pageHeldUntil == silence.endsAt)
+        #expect(try await cli.run(["incident", "show", id]).text.contains("silenced by \(silence.id)"))
+        #expect(try await cli.json(["silence", "expire", silence.id], as: SilenceView.self).endsAt <= Int64(Date().timeIntervalSince1970 * 1000))
+        #expect(try await cli.json(["incident", "show", id], as: IncidentView.self).pageHeldBy == "", "paged when the silence ended")
+        #expect(try await cli.json(["silence", "list"], as: [SilenceView].self).isEmpty)
         #expect(shown.cause == "job")
         #expect(shown.level == "L1")
         #expect(shown.status == "open")

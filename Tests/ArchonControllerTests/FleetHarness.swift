@@ -40,7 +40,7 @@ let metricsRegistry: PrometheusCollectorRegistry = {
 }()
 
 /// A policy for tests: the runbook's rules with short backoffs and a short stop grace.
-let fastPolicy = #"{"remediation": {"backoff": {"initial": "200ms", "max": "1s"}, "stopGrace": "10s"}}"#
+let fastPolicy = #"{"remediation": {"backoff": {"initial": "200ms", "max": "1s"}, "stopGrace": "10s"}, "escalation": {"groupWait": "1s"}}"#
 
 func fastPolicyFile(_ json: String = fastPolicy) throws -> String {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString).json").path

@@ -63,6 +63,8 @@ struct OpenAPITests {
         #expect(try await api.call("POST", "/v1/training/jobs", body: faultSpec("api-job", fault: "missing_dataset")).status == 201)
         try await agent.run("api-job", attempt: 1, epochs: 0, exit: JobExited(exitCode: 1, failureClass: .datasetNotFound, detail: "FileNotFoundError"))
         let incident = try await waitFor("an incident") { try await api.call("GET", "/v1/incidents").json([IncidentView].self).first }
+        let silenceBody = #"{"node": "n1", "duration": "1h", "reason": "maintenance"}"#
+        let silence = try await api.call("POST", "/v1/silences", body: silenceBody).json(SilenceView.self)
 
         // The classifier itself: a path nobody serves is "route missing", a missing job is not.
         let noRoute = try await api.call("GET", "/v1/no-such-route")
@@ -75,6 +77,7 @@ struct OpenAPITests {
             if path.hasPrefix("/v1/training/jobs") { return "api-job" }
             if path.hasPrefix("/v1/nodes") { return "n1" }
             if path.hasPrefix("/v1/datasets") { return "digits" }
+            if path.hasPrefix("/v1/silences") { return silence.id }
             return incident.id
         }
         func body(_ method: String, _ path: String) -> String? {
@@ -83,6 +86,7 @@ struct OpenAPITests {
             case "/v1/training/jobs": return faultSpec("api-job-2", fault: "none")
             case "/v1/training/jobs/validate": return faultSpec("api-job-3", fault: "none")
             case "/v1/datasets": return #"{"id": "digits-v2", "location": "/data/digits-v2"}"#
+            case "/v1/silences": return silenceBody
             default: return "{}"
             }
         }

@@ -83,7 +83,7 @@ struct StateDurabilityTests {
     @Test func aNATSOutageLongerThanNodeSilenceFailsNoJobAndBlamesNoNode() async throws {
         let fleet = try await FleetHarness()
         var config = fleet.controllerConfig()
-        config.policyFile = try policyFile(#"{"detection": {"nodeSilence": "3s"}, "remediation": {"backoff": {"initial": "200ms", "max": "1s"}}}"#)
+        config.policyFile = try policyFile(#"{"detection": {"nodeSilence": "3s"}, "remediation": {"backoff": {"initial": "200ms", "max": "1s"}}, "escalation": {"groupWait": "500ms"}}"#)
         let controller = try await RunningController(config: config)
         let api = HTTP(base: controller.api, token: adminToken.token)
         try await fleet.startAgent("n1")

@@ -22,9 +22,12 @@ struct Fleet {
     /// The checkpoint storage every node declares; nil = none declared (local).
     var checkpointStorage: CheckpointStorage?
 
-    /// Nodes with 64 GiB, 16 cores, one a100-40gb each, registered at t0; datasets ds-1 and ds-2 ready.
+    /// Nodes with 64 GiB, 16 cores, one a100-40gb each, registered at t0; datasets ds-1 and ds-2 ready. A job's pages
+    /// go out at once unless `groupWait` is given (`escalation.groupWait`): transcripts not about grouping stay short.
     init(policy: Policy = Policy(), nodes: [String] = ["n1", "n2", "n3"], memory: UInt64 = 64 * gib, datasets: [String] = ["ds-1", "ds-2"],
-         checkpointStorage: CheckpointStorage? = nil) {
+         checkpointStorage: CheckpointStorage? = nil, groupWait: PolicyDuration = .seconds(0)) {
+        var policy = policy
+        policy.escalation.groupWait = groupWait
         controller = FleetController(policy: policy)
         self.checkpointStorage = checkpointStorage
         for id in datasets {
