@@ -245,7 +245,8 @@ public enum APIServer {
             try require(.trainingRead, context)
             let id = try context.parameters.require("id")
             guard let incident = await controller.incident(id) else { return notFound("incident", id) }
-            guard let report = PostIncidentReport(incident) else {
+            let targets = await controller.read { $0.policy.escalation.quickFixTargets }
+            guard let report = PostIncidentReport(incident, targets: targets) else {
                 return error(.conflict, "incident '\(id)' is not resolved yet; its post-incident record exists once it is")
             }
             return Response(status: .ok, headers: [.contentType: "text/markdown; charset=utf-8"],

@@ -611,6 +611,8 @@ public actor Controller: Service {
                 timers.cancel(id)
             case .publishEscalation, .archive:
                 break  // through the outbox
+            case .measure(let measure):
+                metrics.runbook(measure)
             case .cordon, .uncordon, .pauseRetries, .resumeRetries, .freezeRemediation, .unfreezeRemediation, .rejectJob:
                 // State changes the core already holds; the shell only reports them.
                 logger.notice("controller.action", metadata: ["action": "\(action.kindName)", "reason": "\(action.reason.map { "\($0)" } ?? "")"])
@@ -639,7 +641,7 @@ public actor Controller: Service {
                 case .archive(let record):
                     try await store?.archive(record)
                 case .assign, .stop, .stopGracefully, .cordon, .uncordon, .pauseRetries, .resumeRetries, .freezeRemediation,
-                     .unfreezeRemediation, .rejectJob, .scheduleTimer, .cancelTimer:
+                     .unfreezeRemediation, .rejectJob, .scheduleTimer, .cancelTimer, .measure:
                     break
                 }
                 metrics.action(entry.action.kindName)
@@ -787,7 +789,7 @@ extension ControllerAction {
         switch self {
         case .publishEscalation, .archive: true
         case .assign, .stop, .stopGracefully, .cordon, .uncordon, .pauseRetries, .resumeRetries, .freezeRemediation,
-             .unfreezeRemediation, .rejectJob, .scheduleTimer, .cancelTimer:
+             .unfreezeRemediation, .rejectJob, .scheduleTimer, .cancelTimer, .measure:
             false
         }
     }
@@ -811,6 +813,7 @@ extension ControllerAction {
         case .scheduleTimer: "schedule_timer"
         case .cancelTimer: "cancel_timer"
         case .archive: "archive"
+        case .measure: "measure"
         }
     }
 }

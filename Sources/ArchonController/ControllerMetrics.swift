@@ -1,3 +1,4 @@
+import ArchonCore
 import ArchonModel
 import Metrics
 
@@ -38,6 +39,31 @@ public struct ControllerMetrics: Sendable {
 
     func action(_ kind: String) {
         Counter(label: "archon_actions_total", dimensions: [("kind", kind)]).increment()
+    }
+
+    /// The runbook's success metrics: per failure class, how job failure series end (`fixed` / `failed` / `stopped`:
+    /// the auto-fix success rate is fixed over all), how long fixing took, and whether within the runbook's quick-fix
+    /// target; per incident cause, time to detect and to resolve.
+    func runbook(_ measure: RunbookMeasure) {
+        switch measure {
+        case .failureSeriesEnded(let symptom, let outcome, let timeToFixMs, let targetMs):
+            let failureClass = ("failure_class", symptom.rawValue)
+            Counter(label: "archon_runbook_fix_outcomes_total", dimensions: [failureClass, ("outcome", outcome.rawValue)]).increment()
+            guard outcome == .fixed else { return }
+            Timer(label: "archon_runbook_time_to_fix_seconds", dimensions: [failureClass], preferredDisplayUnit: .seconds)
+                .recordNanoseconds(timeToFixMs.multipliedReportingOverflow(by: 1_000_000).partialValue)
+            if let targetMs {
+                Counter(label: "archon_runbook_fixes_within_target_total", dimensions: [failureClass, ("within", timeToFixMs <= targetMs ? "true" : "false")])
+                    .increment()
+            }
+        case .incidentResolved(let cause, let detectMs, let resolveMs, let automatic):
+            let dimensions = [("cause", cause.rawValue)]
+            Timer(label: "archon_incident_time_to_detect_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+                .recordNanoseconds(detectMs.multipliedReportingOverflow(by: 1_000_000).partialValue)
+            Timer(label: "archon_incident_time_to_resolve_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+                .recordNanoseconds(resolveMs.multipliedReportingOverflow(by: 1_000_000).partialValue)
+            Counter(label: "archon_incidents_resolved_total", dimensions: dimensions + [("by", automatic ? "archon" : "operator")]).increment()
+        }
     }
 
     /// Open incidents per level, from counts the caller keeps (never a walk over every incident).

@@ -39,6 +39,8 @@ public enum ControllerAction: Codable, Sendable, Hashable {
     case cancelTimer(TimerID)
     /// Store this finished job or resolved incident in the archive: it has left the hot state.
     case archive(ArchivedRecord)
+    /// Count a runbook success figure (`/metrics`); nothing to perform.
+    case measure(RunbookMeasure)
 }
 
 /// What leaves the hot state for the archive.
@@ -55,7 +57,7 @@ extension ControllerAction {
             .pauseRetries(_, let reason), .resumeRetries(_, let reason), .freezeRemediation(_, let reason),
             .unfreezeRemediation(_, let reason), .publishEscalation(_, let reason), .rejectJob(_, _, let reason):
             reason
-        case .scheduleTimer, .cancelTimer, .archive:
+        case .scheduleTimer, .cancelTimer, .archive, .measure:
             nil
         }
     }
@@ -84,6 +86,7 @@ extension ControllerAction: CustomStringConvertible {
         case .cancelTimer(let id): what = "cancel \(id)"
         case .archive(.job(let job)): what = "archive job \(job.spec.id)"
         case .archive(.incident(let incident)): what = "archive incident \(incident.id)"
+        case .measure(let measure): what = "measure \(measure)"
         }
         return reason.map { "\(what) — \($0)" } ?? what
     }

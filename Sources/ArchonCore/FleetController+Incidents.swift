@@ -27,7 +27,7 @@ extension FleetController {
             symptoms: symptoms, steps: job.remediation, stepsMerge: .replace,
             currentStatus: status, impact: impact(job, status: status),
             logTail: Array(logTail.suffix(policy.escalation.logTailLines)),
-            history: jobTimeline(job), parentID: coveringFleetIncident(for: jobID)?.id ?? "")
+            history: jobTimeline(job), parentID: coveringFleetIncident(for: jobID)?.id ?? "", symptom: finding.symptom)
         var evidence = finding.evidence
         if let record = job.history.last(where: \.isOver), record.symptom == finding.symptom {
             evidence = "attempt \(record.attempt) on \(record.nodeID): \(evidence)"
@@ -101,6 +101,10 @@ extension FleetController {
     mutating func resolveIncident(_ id: String, by who: String, rootCause: String, repaired: Bool = true, at now: Int64, _ out: inout [ControllerAction]) {
         guard let incident = state.incidents[id], incident.status != .resolved else { return }
         state.incidents.resolve(id, by: who, rootCause: rootCause, at: now, deadlines: &state.deadlines, out: &out)
+        if incident.parentID.isEmpty, let report = state.incidents[id].flatMap({ PostIncidentReport($0, targets: policy.escalation.quickFixTargets) }) {
+            out.append(.measure(.incidentResolved(cause: incident.cause, timeToDetectMs: report.timeToDetectMs, timeToResolveMs: report.timeToResolveMs,
+                                                  automatic: who == Self.automatic)))
+        }
         for resolved in [id] + state.incidents.children(of: id).map(\.id) {
             state.deadlines.set(.archiveIncident(incidentID: resolved), at: now + policy.retention.finished.milliseconds, &out)
         }

@@ -326,6 +326,10 @@ extension FleetController {
         if total > 0 {
             state.deadlines.set(.attemptDeadline(jobID: jobID, attempt: job.attempt), at: now + total, &out)
         }
+        // After failures, this attempt carries the fix: once it has run healthy, the series is fixed (and the job's
+        // incident resolves itself).
+        let healthy = policy.escalation.resolveAfterHealthy.milliseconds
+        if healthy > 0, job.firstFailureMs > 0 { state.deadlines.set(.healthyFor(jobID: jobID, attempt: job.attempt), at: now + healthy, &out) }
         guard !job.incidentID.isEmpty, state.incidents[job.incidentID]?.status != .resolved else { return }
         if job.history.allSatisfy({ $0.symptom == nil || $0.symptom == .stuckQueued }) {
             // Stuck queued was all that was wrong: it is not any more.
@@ -333,8 +337,6 @@ extension FleetController {
             return
         }
         updateJobIncident(jobID, status: "attempt \(job.attempt) running on \(job.nodeID)", at: now, &out)
-        let healthy = policy.escalation.resolveAfterHealthy.milliseconds
-        if healthy > 0 { state.deadlines.set(.healthyFor(jobID: jobID, attempt: job.attempt), at: now + healthy, &out) }
     }
 
     /// An epoch, step or checkpoint: the attempt is alive and reporting. The first report arms the hang and
@@ -495,6 +497,7 @@ extension FleetController {
 
     private mutating func complete(_ jobID: String, at now: Int64, _ out: inout [ControllerAction]) {
         endAttempt(jobID, outcome: "completed", at: now, &out)
+        endFailureSeries(jobID, .fixed, fixedAtMs: state.jobs[jobID]?.current.map { $0.startedAtMs > 0 ? $0.startedAtMs : now } ?? now, &out)
         guard var job = state.jobs[jobID] else { return }
         job.status = .completed
         job.statusDetail = job.attempt == 1 ? "completed" : "completed on attempt \(job.attempt)"
@@ -664,6 +667,7 @@ extension FleetController {
         }
         state.deadlines.cancel(.restartDue(jobID: jobID), &out)
         state.deadlines.cancel(.startDeadline(jobID: jobID), &out)
+        endFailureSeries(jobID, .failed, fixedAtMs: now, &out)
         escalateJob(jobID, finding, level: level, severity: severity, status: status, rule: rule, at: now, &out)
         jobFinished(jobID, Reason(finding.symptom, evidence: status, rule: "a failed job leaves the desired state"), at: now, &out)
     }
@@ -748,6 +752,7 @@ extension FleetController {
         }
         state.deadlines.cancel(.restartDue(jobID: jobID), &out)
         state.deadlines.cancel(.startDeadline(jobID: jobID), &out)
+        endFailureSeries(jobID, .stopped, fixedAtMs: now, &out)
         autoResolveJob(jobID, because: "job \(jobID) stopped by \(who)", notices: true, at: now, &out)
         jobFinished(jobID, reason, at: now, &out)
         placeWaitingJobs(at: now, &out)

@@ -64,6 +64,7 @@ extension FleetController {
     /// The attempt has run `escalation.resolveAfterHealthy` making progress: the job's incident resolves itself.
     private mutating func ranHealthy(_ jobID: String, attempt: Int, at now: Int64, _ out: inout [ControllerAction]) {
         guard let (job, record) = progressing(jobID, attempt) else { return }
+        endFailureSeries(jobID, .fixed, fixedAtMs: record.startedAtMs, &out)
         autoResolveJob(jobID, because: "attempt \(attempt) of job \(jobID) ran healthy on \(job.nodeID) for \(policy.escalation.resolveAfterHealthy) (last progress \(Timestamp.iso8601(record.signals.lastProgressMs)))",
                        notices: false, at: now, &out)
     }

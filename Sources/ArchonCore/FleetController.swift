@@ -243,7 +243,9 @@ public struct FleetController: Sendable {
     /// One incident, attached ones included.
     public func incident(_ id: String) -> Incident? { state.incidents[id] }
     /// The post-incident review of a resolved incident.
-    public func postIncidentReport(_ id: String) -> PostIncidentReport? { state.incidents[id].flatMap(PostIncidentReport.init) }
+    public func postIncidentReport(_ id: String) -> PostIncidentReport? {
+        state.incidents[id].flatMap { PostIncidentReport($0, targets: policy.escalation.quickFixTargets) }
+    }
     /// Every deadline the core waits for, earliest first.
     public var scheduledTimers: [(id: TimerID, atMs: Int64)] { state.deadlines.all }
     /// Silences in force or scheduled, soonest ending first.

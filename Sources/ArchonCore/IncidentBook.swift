@@ -29,6 +29,8 @@ struct IncidentDraft: Sendable {
     var history: [TimelineEntry] = []
     /// Open it inside this fleet incident, its pages inhibited.
     var parentID = ""
+    /// The runbook symptom it is opened for (see ``Incident/runbookSymptom``).
+    var symptom: Symptom?
 }
 
 /// Every incident, one open per cause: opening, updating, climbing the levels, acknowledging, resolving.
@@ -186,6 +188,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
             currentStatus: draft.currentStatus, impact: draft.impact, logTail: draft.logTail,
             timeline: draft.history, parentID: draft.parentID
         )
+        incident.runbookSymptom = draft.symptom?.rawValue
         if draft.parentID.isEmpty {
             incident.timeline.append(TimelineEntry(timeMs: now, text: "opened at \(ladder.name(draft.level)): \(reason)"))
             page(.opened, &incident, reason: reason, grouping: true, clockFrom: now, at: now, ladder: ladder, deadlines: &deadlines, out: &out)

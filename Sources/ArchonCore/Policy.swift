@@ -331,6 +331,8 @@ public struct EscalationPolicy: Codable, Sendable, Hashable {
     /// A job's own page (opening or worse) waits this long for a fleet incident that may explain its failure
     /// (Alertmanager's group_wait): explained by then, it is attached and pages nobody. 0 = page at once.
     public var groupWait = PolicyDuration.seconds(30)
+    /// The runbook's quick-fix table, against which fixes are measured (`/metrics`, post-incident reports).
+    public var quickFixTargets = QuickFixTargets()
 
     public init() {}
 }

@@ -19,7 +19,7 @@ public struct PostIncidentReport: Codable, Sendable, Hashable {
     /// Every step taken, with its outcome, then the resolution.
     public var resolutionSteps: [String]
     public var failureTimeMs: Int64
-    /// First detection: the earliest timeline entry.
+    /// First detection: the first "detected …" or "opened …" entry of the timeline from the failure on.
     public var detectedAtMs: Int64
     public var acknowledgedAtMs: Int64
     public var acknowledgedBy: String
@@ -29,9 +29,15 @@ public struct PostIncidentReport: Codable, Sendable, Hashable {
     public var timeToDetectMs: Int64
     /// Resolution − failure.
     public var timeToResolveMs: Int64
+    /// The runbook symptom it was opened for, if the runbook's quick-fix table lists it; "" otherwise.
+    public var runbookSymptom: String
+    /// The quick-fix table's time for that symptom; 0 when none.
+    public var quickFixTargetMs: Int64
+    /// Resolved within that time; nil when there is no target.
+    public var withinQuickFixTarget: Bool?
 
-    /// nil while the incident is not resolved.
-    public init?(_ incident: Incident) {
+    /// nil while the incident is not resolved. `targets`: the runbook's quick-fix table in force.
+    public init?(_ incident: Incident, targets: QuickFixTargets = QuickFixTargets()) {
         guard incident.status == .resolved else { return nil }
         incidentID = incident.id
         subject = incident.subject
@@ -53,13 +59,18 @@ public struct PostIncidentReport: Codable, Sendable, Hashable {
         resolutionSteps.append("resolved by \(incident.resolvedBy.isEmpty ? "unknown" : incident.resolvedBy): \(rootCause)")
         let failure = incident.failureTimeMs > 0 ? incident.failureTimeMs : incident.openedAtMs
         failureTimeMs = failure
-        detectedAtMs = max(failure, timeline.first?.timeMs ?? incident.openedAtMs)
+        detectedAtMs = timeline.first { $0.timeMs >= failure && ($0.text.hasPrefix("detected ") || $0.text.hasPrefix("opened ")) }?.timeMs
+            ?? max(failure, incident.openedAtMs)
         acknowledgedAtMs = incident.acknowledgedAtMs
         acknowledgedBy = incident.acknowledgedBy
         resolvedAtMs = incident.resolvedAtMs
         resolvedBy = incident.resolvedBy
         timeToDetectMs = detectedAtMs - failure
         timeToResolveMs = max(0, incident.resolvedAtMs - failure)
+        let target = incident.runbookSymptom.flatMap(Symptom.init(rawValue:)).flatMap(targets.target)
+        runbookSymptom = target == nil ? "" : incident.runbookSymptom ?? ""
+        quickFixTargetMs = target ?? 0
+        withinQuickFixTarget = target.map { timeToResolveMs <= $0 }
     }
 
     /// The review as Markdown.
@@ -77,7 +88,11 @@ public struct PostIncidentReport: Codable, Sendable, Hashable {
         if acknowledgedAtMs > 0 { md += "| Acknowledged | \(Timestamp.iso8601(acknowledgedAtMs)) by \(acknowledgedBy) |\n" }
         md += "| Resolved | \(Timestamp.iso8601(resolvedAtMs)) by \(resolvedBy) |\n"
         md += "| Time to detect | \(Timestamp.duration(timeToDetectMs)) |\n"
-        md += "| Time to resolve | \(Timestamp.duration(timeToResolveMs)) |\n\n"
+        md += "| Time to resolve | \(Timestamp.duration(timeToResolveMs)) |\n"
+        if let met = withinQuickFixTarget, let symptom = Symptom(rawValue: runbookSymptom) {
+            md += "| Runbook quick-fix time (\(symptom.title)) | \(Timestamp.duration(quickFixTargetMs)): \(met ? "met" : "missed by \(Timestamp.duration(timeToResolveMs - quickFixTargetMs))") |\n"
+        }
+        md += "\n"
         md += "## What happened\n\n"
         for symptom in symptoms { md += "- \(symptom)\n" }
         if !symptoms.isEmpty { md += "\n" }

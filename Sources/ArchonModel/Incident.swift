@@ -125,6 +125,9 @@ public struct Incident: Codable, Sendable, Hashable {
     public var respondByMs: Int64
     /// A page not sent yet (grouping wait or silence); nil when none is held.
     public var heldPage: HeldPage?
+    /// The runbook symptom it was opened for (`outOfMemory`, `permissionDenied`, …), whose quick-fix time its
+    /// resolution is measured against; nil for causes the runbook's table does not list.
+    public var runbookSymptom: String?
 
     public init(
         id: String,

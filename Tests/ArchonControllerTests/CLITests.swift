@@ -294,6 +294,13 @@ struct CLITests {
         #expect(resolved.status == "resolved")
         #expect(resolved.rootCause == "dataset digits was never published")
 
+        // The runbook's success metrics: the job's failure series ended unfixed, the incident's times are recorded.
+        let metrics = try await HTTP(base: controller.api, token: nil).call("GET", "/metrics").text.split(separator: "\n")
+        #expect(metrics.contains { $0.hasPrefix("archon_runbook_fix_outcomes_total{") && $0.contains(#"failure_class="datasetNotFound""#) && $0.contains(#"outcome="failed""#) },
+                "\(metrics.filter { $0.contains("runbook") })")
+        #expect(metrics.contains { $0.hasPrefix("archon_incident_time_to_resolve_seconds") && $0.contains(#"cause="job""#) })
+        #expect(metrics.contains { $0.hasPrefix("archon_incidents_resolved_total{") && $0.contains(#"by="operator""#) })
+
         let report = try await cli.json(["incident", "report", id], as: [String: String].self)
         #expect(report["id"] == id)
         let markdown = try #require(report["markdown"])

@@ -41,7 +41,11 @@ struct LeaderElectionTests {
         #expect(try await standbyAPI.call("GET", "/v1/training/jobs").status == 200)
         for route in APIServer.routes where route.method == "POST" && !route.path.hasSuffix("/validate") && route.path != "/v1/training/jobs" {
             let path = route.path.replacingOccurrences(of: "{id}", with: "n1")
-            let body = route.path == "/v1/datasets" ? #"{"id": "d2", "location": "/d2"}"# : "{}"
+            let body = switch route.path {
+            case "/v1/datasets": #"{"id": "d2", "location": "/d2"}"#
+            case "/v1/silences": #"{"node": "n1", "duration": "1h", "reason": "maintenance"}"#
+            default: "{}"
+            }
             let answer = try await standbyAPI.call("POST", path, body: body)
             #expect(answer.status == 503, "POST \(path) on the standby: \(answer.status) \(answer.text)")
         }

@@ -125,7 +125,17 @@ func spec(_ id: String, batch: Int = 64, lr: Double = 0.01, epochs: Int = 10, da
 }
 
 /// Actions as transcript lines; times relative to t0.
+/// One line per action, measures left out (``measures(_:)`` has them): transcripts show decisions.
 func lines(_ actions: [ControllerAction]) -> [String] {
+    describe(actions.filter { if case .measure = $0 { false } else { true } })
+}
+
+/// The runbook measures among the actions, one line each.
+func measures(_ actions: [ControllerAction]) -> [String] {
+    describe(actions.filter { if case .measure = $0 { true } else { false } })
+}
+
+private func describe(_ actions: [ControllerAction]) -> [String] {
     actions.map { action in
         switch action {
         case .assign(let a, _):
@@ -152,6 +162,10 @@ func lines(_ actions: [ControllerAction]) -> [String] {
             "archive job \(job.spec.id)"
         case .archive(.incident(let incident)):
             "archive incident \(incident.id)"
+        case .measure(.failureSeriesEnded(let symptom, let outcome, let ms, let target)):
+            "measure \(symptom.rawValue) \(outcome.rawValue) in \(PolicyDuration.format(milliseconds: ms, compact: true))\(target.map { " (target \(PolicyDuration.format(milliseconds: $0, compact: true)))" } ?? "")"
+        case .measure(.incidentResolved(let cause, let detect, let resolve, let automatic)):
+            "measure \(cause.rawValue) resolved\(automatic ? " by archon" : ""): detected in \(PolicyDuration.format(milliseconds: detect, compact: true)), resolved in \(PolicyDuration.format(milliseconds: resolve, compact: true))"
         }
     }
 }

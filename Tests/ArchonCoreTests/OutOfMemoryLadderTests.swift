@@ -52,6 +52,7 @@ import Testing
         actions = fleet.exit("job-1", code: -1, signal: 9, oom: true, log: ["step 12", "Killed"])
         #expect(lines(actions) == [
             "cancel attempt-deadline/job-1/4",
+            "cancel healthy/job-1/4",
             "cancel budget-reset/job-1/4",
             "timer response-due/INC-1/L1 @24m10s",
             "opened INC-1 L1 Training Failure Escalation - job-1",
