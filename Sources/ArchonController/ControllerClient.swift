@@ -17,6 +17,8 @@ public struct ControllerClient: Sendable {
         /// HTTP status, 0 when the controller could not be reached.
         public let status: Int
         public let description: String
+        /// The answer's body (the API's error JSON), empty when there was none.
+        public var body = Data()
     }
 
     /// The response body; throws with the API's own error message on a non-2xx answer.
@@ -45,7 +47,7 @@ public struct ControllerClient: Sendable {
             if let details = object?["details"] as? [String], !details.isEmpty {
                 message += "\n" + details.map { "  - \($0)" }.joined(separator: "\n")
             }
-            throw Failure(status: status, description: "HTTP \(status): \(message)")
+            throw Failure(status: status, description: "HTTP \(status): \(message)", body: data)
         }
         return data
     }

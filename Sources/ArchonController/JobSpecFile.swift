@@ -21,6 +21,16 @@ public enum JobSpecFile {
                 throw Problem(description: "\(error)")
             }
         }
+        if let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) {
+            let unknown = unknownFields(object, Self.fields)
+            if !unknown.isEmpty {
+                throw Problem(description: "\(fileName): unknown field\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (misspelt? the fields are in docs/openapi.yaml, JobSpec)")
+            }
+            let nulls = nullFields(object)
+            if !nulls.isEmpty {
+                throw Problem(description: "\(fileName): \(nulls.joined(separator: ", ")) must not be null (leave a field out for its default)")
+            }
+        }
         do {
             return try JSONDecoder().decode(JobSpec.self, from: Data(json.utf8))
         } catch let DecodingError.typeMismatch(type, context) {
@@ -32,6 +42,51 @@ public enum JobSpecFile {
         } catch {
             throw Problem(description: "\(fileName): \(error)")
         }
+    }
+
+    /// The fields a spec may have, object by object; `.map` marks a map whose keys are free (env, labels, hyperparameters).
+    indirect enum Fields: Sendable {
+        case object([String: Fields])
+        case map
+        case value
+    }
+
+    static let fields = Fields.object([
+        "id": .value, "name": .value, "team": .value, "command": .value, "env": .map, "labels": .map,
+        "config": .object([
+            "batchSize": .value, "gradientAccumulationSteps": .value, "learningRate": .value, "mixedPrecision": .value,
+            "epochs": .value, "dataSubset": .value, "dataset": .value, "dataQualityCheck": .value, "hyperparameters": .map, "seed": .value,
+            "lrSchedule": .object(["kind": .value, "decayRate": .value, "decaySteps": .value]),
+            "gradientClipping": .object(["enabled": .value, "maxNorm": .value]),
+            "timeouts": .object(["perEpochSeconds": .value, "totalSeconds": .value, "heartbeatSeconds": .value]),
+            "checkpoint": .object(["everyEpochs": .value, "everySteps": .value, "keepLast": .value, "stopGraceSeconds": .value, "sharedRoot": .value]),
+            "resources": .object(["memoryBytes": .value, "cpuCores": .value, "gpuClass": .value, "gpuCount": .value, "diskBytes": .value]),
+        ]),
+    ])
+
+    /// Fields of `value` its schema does not know, as paths (`config.batchsize`); a typo is refused, not ignored.
+    static func unknownFields(_ value: Any, _ fields: Fields, at path: String = "") -> [String] {
+        guard case .object(let known) = fields, let object = value as? [String: Any] else { return [] }
+        var out: [String] = []
+        for key in object.keys.sorted() {
+            let here = path.isEmpty ? key : "\(path).\(key)"
+            if let inner = known[key] {
+                out += unknownFields(object[key]!, inner, at: here)
+            } else {
+                out.append(here)
+            }
+        }
+        return out
+    }
+
+    /// Paths of the explicit nulls in `value`: no field of a spec takes null.
+    static func nullFields(_ value: Any, at path: String = "") -> [String] {
+        if value is NSNull { return [path.isEmpty ? "the document" : path] }
+        if let object = value as? [String: Any] {
+            return object.keys.sorted().flatMap { nullFields(object[$0]!, at: path.isEmpty ? $0 : "\(path).\($0)") }
+        }
+        if let array = value as? [Any] { return array.enumerated().flatMap { nullFields($1, at: "\(path)[\($0)]") } }
+        return []
     }
 
     private static func path(_ context: DecodingError.Context) -> String {

@@ -129,17 +129,18 @@ public struct FleetController: Sendable {
         func invalid(_ message: String) -> OperatorError { OperatorError(.invalidSilence, message) }
         guard !silence.id.isEmpty, silence.id.utf8.count <= 64 else { throw invalid("silence id must be 1-64 bytes") }
         guard !silence.matchers.isEmpty else { throw invalid("a silence needs at least one matcher: node, job, dataset or cause") }
-        guard !silence.reason.allSatisfy(\.isWhitespace) else { throw invalid("a silence needs a reason (who is working on what)") }
+        guard !silence.reason.isEmpty else { throw invalid("a silence needs a reason (who is working on what)") }
         guard silence.reason.utf8.count <= 1024, [silence.node, silence.job, silence.dataset, silence.createdBy].allSatisfy({ $0.utf8.count <= 256 }) else {
             throw invalid("a silence's reason is at most 1024 bytes, each matcher at most 256")
         }
-        guard silence.endsAtMs > silence.startsAtMs, silence.endsAtMs > now else { throw invalid("a silence must end after it starts and after now") }
+        func refused(_ message: String) -> OperatorError { OperatorError(.silenceRefused, message) }
+        guard silence.endsAtMs > silence.startsAtMs, silence.endsAtMs > now else { throw refused("a silence must end after it starts and after now") }
         guard silence.endsAtMs - Swift.max(silence.startsAtMs, now) <= Self.maxSilenceMs else {
-            throw invalid("a silence lasts at most \(Timestamp.duration(Self.maxSilenceMs))")
+            throw refused("a silence lasts at most \(Timestamp.duration(Self.maxSilenceMs))")
         }
         state.silences.removeAll { $0.endsAtMs <= now }
         guard !state.silences.contains(where: { $0.id == silence.id }) else { throw invalid("silence '\(silence.id)' exists") }
-        guard state.silences.count < Self.maxSilences else { throw invalid("\(Self.maxSilences) silences are in force; expire some first") }
+        guard state.silences.count < Self.maxSilences else { throw refused("\(Self.maxSilences) silences are in force; expire some first") }
         state.silences.append(silence)
         return []
     }

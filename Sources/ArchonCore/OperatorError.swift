@@ -12,6 +12,9 @@ public struct OperatorError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let incidentResolved = Code("incident-resolved")
         /// A silence that cannot be added as given (no matcher, no reason, bad times, too many).
         public static let invalidSilence = Code("invalid-silence")
+        /// A well-formed silence the fleet cannot take now: it would end before it starts or before now, last over 30
+        /// days, or too many are in force.
+        public static let silenceRefused = Code("silence-refused")
         public static let unknownSilence = Code("unknown-silence")
         public var description: String { name }
     }

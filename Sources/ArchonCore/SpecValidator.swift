@@ -19,6 +19,9 @@ public struct SpecProblem: Codable, Sendable, Hashable, CustomStringConvertible 
 public struct SpecValidator: Sendable {
     /// About 115 days: longer timeouts are typing errors, and the core computes deadlines from them.
     public static let maxTimeoutSeconds = 10_000_000
+    /// The largest count a spec may give (batch size, epochs, steps, …): the wire's 32 bits, and no product of two
+    /// overflows.
+    public static let maxCount = Int(Int32.max)
 
     /// The checks' limits.
     public var policy: ValidationPolicy
@@ -46,15 +49,21 @@ public struct SpecValidator: Sendable {
         for (name, message) in rules.environmentProblems(spec.env) { fail("env.\(name)", message) }
 
         let c = spec.config
-        if c.batchSize < 1 { fail("config.batchSize", "must be >= 1, got \(c.batchSize)") }
-        if c.gradientAccumulationSteps < 1 { fail("config.gradientAccumulationSteps", "must be >= 1, got \(c.gradientAccumulationSteps)") }
+        let max = Self.maxCount
+        for (name, value) in [("batchSize", c.batchSize), ("gradientAccumulationSteps", c.gradientAccumulationSteps), ("epochs", c.epochs)]
+        where !(1...max).contains(value) {
+            fail("config.\(name)", "must be 1...\(max), got \(value)")
+        }
         if !(c.learningRate > 0 && c.learningRate < policy.maxLearningRate) {
             fail("config.learningRate", "must be > 0 and < \(policy.maxLearningRate.compact), got \(c.learningRate)")
         }
-        if c.epochs < 1 { fail("config.epochs", "must be >= 1, got \(c.epochs)") }
         if !(c.dataSubset >= 0 && c.dataSubset <= 1) {
             fail("config.dataSubset", "must be between 0 (all data) and 1, got \(c.dataSubset)")
         }
+        if !(c.lrSchedule.decayRate >= 0 && c.lrSchedule.decayRate <= 1) {
+            fail("config.lrSchedule.decayRate", "must be between 0 and 1, got \(c.lrSchedule.decayRate)")
+        }
+        if !(0...max).contains(c.lrSchedule.decaySteps) { fail("config.lrSchedule.decaySteps", "must be 0...\(max), got \(c.lrSchedule.decaySteps)") }
         switch c.lrSchedule.kind {
         case .constant, .cosine:
             break
@@ -66,23 +75,30 @@ public struct SpecValidator: Sendable {
                 fail("config.lrSchedule.decaySteps", "must be >= 1 for a \(c.lrSchedule.kind.rawValue) schedule, got \(c.lrSchedule.decaySteps)")
             }
         }
-        if c.gradientClipping.enabled, !(c.gradientClipping.maxNorm > 0 && c.gradientClipping.maxNorm.isFinite) {
-            fail("config.gradientClipping.maxNorm", "must be > 0 when clipping is enabled, got \(c.gradientClipping.maxNorm)")
+        if !(c.gradientClipping.maxNorm >= 0 && c.gradientClipping.maxNorm.isFinite) {
+            fail("config.gradientClipping.maxNorm", "must be >= 0, got \(c.gradientClipping.maxNorm)")
+        } else if c.gradientClipping.enabled, c.gradientClipping.maxNorm == 0 {
+            fail("config.gradientClipping.maxNorm", "must be > 0 when clipping is enabled, got 0")
         }
         for (name, value) in [("perEpochSeconds", c.timeouts.perEpochSeconds), ("totalSeconds", c.timeouts.totalSeconds), ("heartbeatSeconds", c.timeouts.heartbeatSeconds)]
         where value < 0 || value > Self.maxTimeoutSeconds {
             fail("config.timeouts.\(name)", "must be 0...\(Self.maxTimeoutSeconds) seconds (0 = the policy default), got \(value)")
         }
         for (name, value) in [("everyEpochs", c.checkpoint.everyEpochs), ("everySteps", c.checkpoint.everySteps), ("keepLast", c.checkpoint.keepLast),
-                             ("stopGraceSeconds", c.checkpoint.stopGraceSeconds)] where value < 0 {
-            fail("config.checkpoint.\(name)", "must be >= 0, got \(value)")
+                             ("stopGraceSeconds", c.checkpoint.stopGraceSeconds)] where !(0...max).contains(value) {
+            fail("config.checkpoint.\(name)", "must be 0...\(max), got \(value)")
         }
         if !c.checkpoint.sharedRoot.isEmpty, let problem = CheckpointStorage.rootProblem(c.checkpoint.sharedRoot) {
             fail("config.checkpoint.sharedRoot", "\(problem), got \"\(c.checkpoint.sharedRoot.prefix(200))\"")
         }
+        // JSON integers past Int64 are not portable (the API's schema, most clients): none of these needs them.
+        for (name, value) in [("seed", c.seed), ("resources.memoryBytes", c.resources.memoryBytes), ("resources.diskBytes", c.resources.diskBytes)]
+        where value > UInt64(Int64.max) {
+            fail("config.\(name)", "must be at most \(Int64.max), got \(value)")
+        }
         let r = c.resources
         if !(r.cpuCores >= 0 && r.cpuCores.isFinite) { fail("config.resources.cpuCores", "must be >= 0, got \(r.cpuCores)") }
-        if r.gpuCount < 0 { fail("config.resources.gpuCount", "must be >= 0, got \(r.gpuCount)") }
+        if !(0...max).contains(r.gpuCount) { fail("config.resources.gpuCount", "must be 0...\(max), got \(r.gpuCount)") }
         if r.gpuCount > 0, r.gpuClass.isEmpty { fail("config.resources.gpuClass", "required when gpuCount is \(r.gpuCount)") }
         if !r.gpuClass.isEmpty, r.gpuCount == 0 { fail("config.resources.gpuCount", "must be >= 1 when gpuClass is \"\(r.gpuClass)\"") }
 

@@ -26,8 +26,13 @@ struct JobCommand: AsyncParsableCommand {
         @Argument(help: "The job spec file.") var spec: String
 
         func run() async throws {
-            let data = try await options.client.call("POST", "/v1/training/jobs/validate", body: Data(try readFile(spec).utf8),
-                                                      contentType: "application/yaml")
+            let data: Data
+            do {
+                data = try await options.client.call("POST", "/v1/training/jobs/validate", body: Data(try readFile(spec).utf8),
+                                                     contentType: "application/yaml")
+            } catch let failure as ControllerClient.Failure where failure.status == 422 && (try? options.client.decode(failure.body, as: ValidationView.self)) != nil {
+                data = failure.body  // a malformed spec: the same verdict, with every problem
+            }
             let verdict = try options.client.decode(data, as: ValidationView.self)
             if options.json { printJSON(data) } else if verdict.valid {
                 print("valid")

@@ -22,12 +22,13 @@ struct SilenceCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Why, and who is on it: shown on every incident it holds.") var reason: String
 
         func run() async throws {
+            guard let length = Self.seconds(duration), length >= 1 else { throw ValidationError("--for '\(duration)' is not a duration like 90m or 2h") }
             var startsAt: Int64?
             if let startsIn {
                 guard let seconds = Self.seconds(startsIn) else { throw ValidationError("--starts-in '\(startsIn)' is not a duration like 30m or 2h") }
                 startsAt = Int64((Date().timeIntervalSince1970 + seconds) * 1000)
             }
-            let request = SilenceRequest(node: node, job: job, dataset: dataset, cause: cause, startsAt: startsAt, duration: duration, reason: reason)
+            let request = SilenceRequest(node: node, job: job, dataset: dataset, cause: cause, startsAt: startsAt, durationSeconds: Int64(length), reason: reason)
             let data = try await options.client.call("POST", "/v1/silences", body: try JSONEncoder().encode(request))
             if options.json { return printJSON(data) }
             let s = try options.client.decode(data, as: SilenceView.self)

@@ -43,7 +43,7 @@ struct LeaderElectionTests {
             let path = route.path.replacingOccurrences(of: "{id}", with: "n1")
             let body = switch route.path {
             case "/v1/datasets": #"{"id": "d2", "location": "/d2"}"#
-            case "/v1/silences": #"{"node": "n1", "duration": "1h", "reason": "maintenance"}"#
+            case "/v1/silences": #"{"node": "n1", "durationSeconds": 3600, "reason": "maintenance"}"#
             default: "{}"
             }
             let answer = try await standbyAPI.call("POST", path, body: body)

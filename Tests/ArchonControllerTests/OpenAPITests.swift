@@ -63,7 +63,7 @@ struct OpenAPITests {
         #expect(try await api.call("POST", "/v1/training/jobs", body: faultSpec("api-job", fault: "missing_dataset")).status == 201)
         try await agent.run("api-job", attempt: 1, epochs: 0, exit: JobExited(exitCode: 1, failureClass: .datasetNotFound, detail: "FileNotFoundError"))
         let incident = try await waitFor("an incident") { try await api.call("GET", "/v1/incidents").json([IncidentView].self).first }
-        let silenceBody = #"{"node": "n1", "duration": "1h", "reason": "maintenance"}"#
+        let silenceBody = #"{"node": "n1", "durationSeconds": 3600, "reason": "maintenance"}"#
         let silence = try await api.call("POST", "/v1/silences", body: silenceBody).json(SilenceView.self)
 
         // The classifier itself: a path nobody serves is "route missing", a missing job is not.

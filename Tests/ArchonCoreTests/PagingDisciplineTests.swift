@@ -196,7 +196,7 @@ import Testing
     @Test func aSilenceNeedsAMatcherAReasonAndAnEnd() throws {
         var fleet = fleetOnN1()
         let bad: [Silence] = [
-            silence(), silence(node: "n1", reason: "  "), silence(node: "n1", for: 0), silence(node: "n1", from: t0 - 3 * hour),
+            silence(), silence(node: "n1", reason: ""), silence(node: "n1", for: 0), silence(node: "n1", from: t0 - 3 * hour),
             silence(node: "n1", for: 31 * 24 * hour), silence("", node: "n1"),
         ]
         for s in bad {

@@ -36,18 +36,29 @@ import Testing
         #expect(problems == [
             "id: must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-' (it names NATS subjects and KV keys), got \"job 1\"",
             "command: required: the argv of the training process",
-            "config.batchSize: must be >= 1, got 0",
-            "config.gradientAccumulationSteps: must be >= 1, got 0",
+            "config.batchSize: must be 1...2147483647, got 0",
+            "config.gradientAccumulationSteps: must be 1...2147483647, got 0",
+            "config.epochs: must be 1...2147483647, got 0",
             "config.learningRate: must be > 0 and < 10, got 12.0",
-            "config.epochs: must be >= 1, got 0",
             "config.dataSubset: must be between 0 (all data) and 1, got 1.5",
             "config.lrSchedule.decayRate: must be > 0 and <= 1 for a exponential schedule, got 0.0",
             "config.lrSchedule.decaySteps: must be >= 1 for a exponential schedule, got 0",
-            "config.gradientClipping.maxNorm: must be > 0 when clipping is enabled, got 0.0",
+            "config.gradientClipping.maxNorm: must be > 0 when clipping is enabled, got 0",
             "config.timeouts.perEpochSeconds: must be 0...10000000 seconds (0 = the policy default), got -5",
             "config.resources.gpuClass: required when gpuCount is 1",
             "config.dataset: dataset 'ds-9' not found; ready datasets: ds-1, ds-2",
             "config.resources: no node in the fleet can run this job: it needs 64 GiB memory, 1× ; largest node: n1 (32 GiB memory, 8 CPU cores, 1× a100-40gb)",
+        ])
+    }
+
+    @Test func countsPastThirtyTwoBitsAreRefusedBeforeAnyProductCanOverflow() {
+        var huge = spec("job-1")
+        huge.config.batchSize = 1 << 62
+        huge.config.gradientAccumulationSteps = 4  // 2^64: effectiveBatchSize would trap
+        huge.config.seed = UInt64.max
+        #expect(SpecValidator().problems(in: huge, datasets: datasets, nodes: nodes).map(\.description) == [
+            "config.batchSize: must be 1...2147483647, got 4611686018427387904",
+            "config.seed: must be at most 9223372036854775807, got 18446744073709551615",
         ])
     }
 
