@@ -27,6 +27,8 @@ test: deps check-proto
 	# The API contract: schemathesis (every check, stateful phase) against a dev fleet, docs/openapi.yaml the contract.
 	swift build --product archon 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]'; test $${PIPESTATUS[0]} -eq 0
 	scripts/api-contract
+	# What deploy/ ships: systemd units, Kubernetes manifests, alert rules and the Grafana dashboard, checked offline.
+	scripts/check-deploy
 	# A client generated from docs/openapi.yaml (swift-openapi-generator), used against a real dev fleet.
 	swift test --package-path clients/swift
 

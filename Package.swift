@@ -48,6 +48,7 @@ let package = Package(
             dependencies: [
                 "ArchonModel", "ArchonWire", "ArchonNATS", "CArchonSpawn",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -46,7 +46,7 @@ public actor Agent: Service {
         self.logger = logger
         try FileManager.default.createDirectory(atPath: "\(config.workDirectory)/jobs", withIntermediateDirectories: true)
         outbox = try EventOutbox(directory: "\(config.workDirectory)/outbox", logger: logger)
-        enforcer = MemoryEnforcer(mode: config.memoryMode, nodeID: config.nodeID, logger: logger)
+        enforcer = MemoryEnforcer(mode: config.memoryMode, nodeID: config.nodeID, delegated: config.cgroupDelegated, logger: logger)
         gpuSampler = GPUSampler(logger: logger)
         lease = LeaseRenewer(NodeLease(workDirectory: config.workDirectory))
         fencingEpoch = (try? String(contentsOfFile: "\(config.workDirectory)/fencing-epoch", encoding: .utf8))

@@ -13,6 +13,8 @@ public struct AgentConfig: Sendable {
     public var workDirectory: String
     public var labels: [String: String]
     public var memoryMode: MemoryEnforcer.Mode
+    /// cgroup v2 under systemd's `Delegate=yes`: job cgroups go under the agent's own cgroup (see ``MemoryEnforcer``).
+    public var cgroupDelegated = false
     /// Node heartbeat period.
     public var heartbeatInterval: Duration
     /// Per-job resource sample period.

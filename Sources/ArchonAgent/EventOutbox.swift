@@ -3,6 +3,7 @@ import ArchonNATS
 import ArchonWire
 import Foundation
 public import Logging
+import Metrics
 import Synchronization
 
 /// The agent's outgoing events, spooled on disk until JetStream acknowledges them.
@@ -33,6 +34,12 @@ public final class EventOutbox: Sendable {
     private let logger: Logger
     private let state: Mutex<State>
 
+    // Made at first use, after the executable bootstraps its metrics backend (`archon agent --metrics-port`).
+    /// Events spooled and not yet acknowledged by JetStream: grows while NATS is away.
+    static let spoolDepth = Gauge(label: "archon_agent_spool_depth")
+    static let published = Counter(label: "archon_agent_events_published_total")
+    static let publishFailures = Counter(label: "archon_agent_publish_failures_total")
+
     public init(directory: String, logger: Logger) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let pending = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".pb") }.sorted()
@@ -40,6 +47,8 @@ public final class EventOutbox: Sendable {
         self.directory = directory
         self.logger = logger
         state = Mutex(State(next: next, pending: pending, wakeUp: nil))
+        Self.spoolDepth.record(pending.count)
+        _ = (Self.published, Self.publishFailures)  // on /metrics from the start, at 0
         if !pending.isEmpty {
             logger.info("agent.outbox.recovered", metadata: ["outbox.pending": "\(pending.count)"])
         }
@@ -67,6 +76,7 @@ public final class EventOutbox: Sendable {
             }
             s.next += 1
             s.pending.append(name)
+            Self.spoolDepth.record(s.pending.count)
             defer { s.wakeUp = nil }
             return (s.wakeUp, failure)
         }
@@ -99,9 +109,11 @@ public final class EventOutbox: Sendable {
             }
             do {
                 try await publish(Self.subject(for: event), Array(data), event.messageID)
+                Self.published.increment()
                 drop(name)
                 backoff = .milliseconds(100)
             } catch {
+                Self.publishFailures.increment()
                 logger.warning("agent.outbox.publish_failed", metadata: [
                     "outbox.pending": "\(pendingCount)", "error": "\(error)", "retry.in": "\(backoff)",
                 ])
@@ -122,6 +134,7 @@ public final class EventOutbox: Sendable {
         state.withLock { s in
             s.inMemory[name] = nil
             if s.pending.first == name { s.pending.removeFirst() }
+            Self.spoolDepth.record(s.pending.count)
         }
     }
 

@@ -22,10 +22,28 @@ public struct MemoryEnforcer: Sendable {
     let pidsRoot: String?
     let version: Enforcement
 
-    /// Probes the node by creating (and removing) a test cgroup.
-    public init(mode: Mode, nodeID: String, logger: Logger) {
+    /// Probes the node by creating (and removing) a test cgroup. `delegated` (cgroup v2, systemd `Delegate=yes`): the
+    /// agent's own cgroup is the base instead of `/sys/fs/cgroup`; the agent first moves itself into `<own>/agent`,
+    /// since a cgroup whose children have controllers may hold no process of its own.
+    public init(mode: Mode, nodeID: String, delegated: Bool = false, logger: Logger) {
         let group = "archon/\(nodeID)"
+        var base = "/sys/fs/cgroup"
+        var delegationNote = ""
+        if delegated, mode == .auto || mode == .cgroup {
+            if let own = Self.read("/proc/self/cgroup").flatMap(Self.unifiedCgroup), own != "/" {
+                let agentLeaf = "/sys/fs/cgroup\(own)/agent"
+                if (try? FileManager.default.createDirectory(atPath: agentLeaf, withIntermediateDirectories: true)) != nil,
+                   Self.write("\(getpid())", to: "\(agentLeaf)/cgroup.procs") {
+                    base = "/sys/fs/cgroup\(own)"
+                } else {
+                    delegationNote = "cgroup delegated: cannot move the agent into \(agentLeaf) (is Delegate=yes set?); "
+                }
+            } else {
+                delegationNote = "cgroup delegated: the agent is in no cgroup v2 group of its own; "
+            }
+        }
         func writable(_ root: String) -> String? {
+            let root = root == "/sys/fs/cgroup" ? base : root
             let dir = "\(root)/\(group)"
             do {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -46,7 +64,7 @@ public struct MemoryEnforcer: Sendable {
                 if controllers.contains("memory"), let dir = writable("/sys/fs/cgroup") {
                     // Children of our group need the controllers enabled in every ancestor's subtree_control.
                     var ok = true
-                    for path in ["/sys/fs/cgroup", "/sys/fs/cgroup/archon", dir] {
+                    for path in [base, "\(base)/archon", dir] {
                         let control = "\(path)/cgroup.subtree_control"
                         ok = ok && (Self.write("+memory +pids +cpu", to: control) || Self.write("+memory", to: control))
                     }
@@ -56,7 +74,7 @@ public struct MemoryEnforcer: Sendable {
                         pidsRoot = dir
                         version = .cgroupV2
                     } else {
-                        note = "cgroup v2: cannot enable the memory controller under /sys/fs/cgroup/archon"
+                        note = "cgroup v2: cannot enable the memory controller under \(base)/archon"
                     }
                 } else {
                     note = "cgroup v2: /sys/fs/cgroup is not writable"
@@ -70,6 +88,7 @@ public struct MemoryEnforcer: Sendable {
                 note = "cgroup v1: /sys/fs/cgroup/memory is not writable"
             }
         }
+        note = delegationNote + note
         let memory: Enforcement
         switch mode {
         case .none: memory = .none
@@ -110,6 +129,11 @@ public struct MemoryEnforcer: Sendable {
         case .unspecified, .none, .cgroupV2, .cgroupV1, .rlimit, .watchdog:
             return (node, nil)
         }
+    }
+
+    /// The cgroup v2 path in `/proc/self/cgroup` (the `0::<path>` line), nil on a v1-only host.
+    public static func unifiedCgroup(_ procSelfCgroup: String) -> String? {
+        procSelfCgroup.split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) }
     }
 
     static func write(_ text: String, to path: String) -> Bool {

@@ -323,6 +323,23 @@ public enum APIServer {
             logger: logger)
     }
 
+    /// `GET /metrics` and `GET /healthz` alone, no token: what `archon agent --metrics-port` serves for Prometheus.
+    public static func metricsApplication(
+        registry: PrometheusCollectorRegistry, host: String, port: Int, logger: Logger,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Router()
+        router.get("healthz") { _, _ in json(["status": "ok"]) }
+        router.get("metrics") { _, _ in
+            var buffer: [UInt8] = []
+            registry.emit(into: &buffer)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+        }
+        return Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "archon-agent"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
+    }
+
     // MARK: Helpers
 
     static func require(_ scope: Scope, _ context: APIRequestContext) throws {

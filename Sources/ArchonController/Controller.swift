@@ -174,6 +174,7 @@ public actor Controller: Service {
     private func roleChanged(_ newRole: LeaderElection.Role) async {
         role = newRole
         roleSinceMs = now()
+        metrics.leader.record(isLeader ? 1 : 0)
         switch newRole {
         case .leader(let epoch):
             await serialized { await takeOver(epoch: epoch) }

@@ -10,6 +10,8 @@ public struct ControllerMetrics: Sendable {
     let decodeErrors = Counter(label: "archon_event_decode_errors_total")
     let spoofedEvents = Counter(label: "archon_events_rejected_total", dimensions: [("reason", "node_mismatch")])
     let consumerLag = Gauge(label: "archon_consumer_lag_messages")
+    /// 1 on the replica that leads, 0 on a standby: the fleet has a leader when the sum over replicas is 1.
+    let leader = Gauge(label: "archon_controller_leader")
     let decisionLatency = Timer(label: "archon_decision_latency_seconds", preferredDisplayUnit: .seconds)
     let sinkFailures = Counter(label: "archon_sink_failures_total")
     /// Events whose numbers were clamped or dropped at the boundary (NaN, ±Inf, out of range).

@@ -1,10 +1,13 @@
 import ArchonAgent
+import ArchonController
 import ArchonModel
 import ArchonNATS
 import ArchonWire
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 /// `archon agent`: the daemon on every training machine.
@@ -38,11 +41,22 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Memory enforcement: auto, cgroup, rlimit, watchdog, none.")
     var memoryEnforcement: String = "auto"
 
+    @Flag(name: .long, help: ArgumentHelp(
+        "cgroup v2 under systemd with Delegate=yes: job cgroups go under the agent's own cgroup, which it owns.",
+        discussion: "The agent moves itself into <its cgroup>/agent (a cgroup with children may hold no process) and makes one cgroup per job under <its cgroup>/archon/<node>. Without it, job cgroups go under /sys/fs/cgroup/archon/<node>."))
+    var cgroupDelegated = false
+
     @Option(name: .long, help: "Seconds between SIGTERM and SIGKILL when stopping a job.")
     var gracePeriod: Double = 10
 
     @Option(name: .long, help: "Hang window in seconds for jobs that report progress but set no heartbeat window.")
     var hangAfter: Int = 300
+
+    @Option(name: .long, help: "Serve Prometheus metrics (spool depth, events published) on this port at /metrics; 0 = off.")
+    var metricsPort: Int = 0
+
+    @Option(name: .long, help: "Address --metrics-port listens on.")
+    var metricsHost: String = "0.0.0.0"
 
     @Option(name: .long, help: "Seconds between node heartbeats.")
     var heartbeat: Double = 2
@@ -102,6 +116,7 @@ struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--run-as-group needs --run-as-user: changing only the group of a root process drops nothing")
         }
         guard fenceAfter >= 0, fenceAfter.isFinite else { throw ValidationError("--fence-after takes seconds, 0 or more") }
+        guard (0...65535).contains(metricsPort) else { throw ValidationError("--metrics-port takes a port, 1-65535, or 0 for none") }
         if fenceAfter > 0, fenceAfter < 2 * heartbeat {
             throw ValidationError("--fence-after \(fenceAfter) is shorter than two heartbeats (--heartbeat \(heartbeat)): every trainer would be stopped at the first late acknowledgement")
         }
@@ -151,7 +166,7 @@ struct AgentCommand: AsyncParsableCommand {
                 throw ValidationError(error.description)
             }
         }
-        let config = AgentConfig(
+        var config = AgentConfig(
             nodeID: nodeId,
             nats: try connection.options(name: "archon-agent-\(nodeId)"),
             assignments: try assignmentPublicKey.map { try AssignmentVerifier(publicKeyFile: $0) } ?? .insecureAcceptAnything,
@@ -171,9 +186,16 @@ struct AgentCommand: AsyncParsableCommand {
             fenceAfter: fenceAfter > 0 ? .milliseconds(Int(fenceAfter * 1000)) : nil,
             checkpointStorage: checkpointRoot.map { CheckpointStorage(root: $0, shared: checkpointStorage == "shared") },
             allowedCheckpointRoots: allowCheckpointRoot)
+        config.cgroupDelegated = cgroupDelegated
+        var services: [any Service] = []
+        if metricsPort > 0 {
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            services.append(APIServer.metricsApplication(registry: registry, host: metricsHost, port: metricsPort, logger: logger))
+        }
         let agent = try Agent(config: config, logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: [agent] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

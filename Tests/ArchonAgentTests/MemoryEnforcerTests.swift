@@ -1,4 +1,5 @@
 import ArchonAgent
+import Logging
 import ArchonModel
 import Testing
 
@@ -22,5 +23,24 @@ import Testing
         #expect(memory == row.expected)
         #expect((note != nil) == row.explained)
         if let note { #expect(note.contains("RLIMIT_AS") && note.contains("CUDA")) }
+    }
+
+    /// Under systemd with Delegate=yes the agent's base is its own cgroup, read from /proc/self/cgroup.
+    @Test func theAgentsOwnCgroupIsTheUnifiedLine() {
+        #expect(MemoryEnforcer.unifiedCgroup("0::/system.slice/archon-agent.service\n") == "/system.slice/archon-agent.service")
+        #expect(MemoryEnforcer.unifiedCgroup("12:pids:/x\n11:memory:/x\n0::/user.slice\n") == "/user.slice")
+        #expect(MemoryEnforcer.unifiedCgroup("12:pids:/x\n11:memory:/x\n") == nil, "a cgroup v1 host has no unified line")
+    }
+
+    static var isCgroupV1Host: Bool {
+        MemoryEnforcer.unifiedCgroup((try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? "") == nil
+    }
+
+    /// Asked to use a delegated cgroup on a cgroup v1 host, the agent says so and still enforces memory some way. (On
+    /// a v2 host this would move the test runner into a cgroup of its own: not run there.)
+    @Test(.enabled(if: isCgroupV1Host)) func aDelegationThatIsNotThereIsReportedNotFatal() {
+        let enforcer = MemoryEnforcer(mode: .auto, nodeID: "delegation-probe", delegated: true, logger: Logger(label: "test"))
+        #expect(enforcer.capabilities.memory != .none)
+        #expect(enforcer.capabilities.note.contains("cgroup delegated"), "\(enforcer.capabilities.note)")
     }
 }
