@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         // Ed25519 (signed assignments, NATS NKeys) and SHA-256 (checkpoint checksums, API token hashes).
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // System libraries (Debian: libnats-dev, libprotobuf-c-dev).
@@ -40,7 +41,8 @@ let package = Package(
             dependencies: ["CNATS", .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
-        .target(name: "ArchonCore", dependencies: ["ArchonModel"], swiftSettings: strict),
+        // Yams (libyaml): policy files and job specs are YAML people write by hand.
+        .target(name: "ArchonCore", dependencies: ["ArchonModel", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         // fork/exec under a reaper shim, cgroup join and rlimits: only async-signal-safe C after fork.
         .target(name: "CArchonSpawn"),
         .target(

@@ -429,7 +429,7 @@ public enum APIServer {
         }
     }
 
-    /// A job spec from the body: JSON, or YAML (the subset in docs/policy.md).
+    /// A job spec from the body: JSON, or YAML (read by Yams).
     static func jobSpec(_ request: Request) async throws -> JobSpec {
         let text = String(buffer: try await request.body.collect(upTo: 4 << 20))
         guard !text.allSatisfy(\.isWhitespace) else { throw HTTPError(.unprocessableContent, message: "a job spec (YAML or JSON) is required") }

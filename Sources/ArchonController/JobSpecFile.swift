@@ -2,7 +2,7 @@ public import ArchonModel
 import ArchonCore
 import Foundation
 
-/// Job specs as people write them: YAML (the subset in docs/policy.md) or JSON, with the fields of
+/// Job specs as people write them: YAML (all of it: anchors, multi-line strings) or JSON, with the fields of
 /// `TrainingConfig` under `config`. Errors say where and what.
 public enum JobSpecFile {
     public struct Problem: Error, CustomStringConvertible {
@@ -16,7 +16,7 @@ public enum JobSpecFile {
             json = text
         } else {
             do {
-                json = try YAMLSubset.jsonText(text, fileName: fileName)
+                json = try YAMLFile.jsonText(text, fileName: fileName) { isText(Self.fields, at: $0) }
             } catch {
                 throw Problem(description: "\(error)")
             }
@@ -44,25 +44,43 @@ public enum JobSpecFile {
         }
     }
 
-    /// The fields a spec may have, object by object; `.map` marks a map whose keys are free (env, labels, hyperparameters).
+    /// The fields a spec may have, object by object: `.text` a string (`.texts` a list of them), `.map` a map of
+    /// strings whose keys are free (env, labels, hyperparameters), `.value` anything else.
     indirect enum Fields: Sendable {
         case object([String: Fields])
         case map
+        case text
+        case texts
         case value
     }
 
     static let fields = Fields.object([
-        "id": .value, "name": .value, "team": .value, "command": .value, "env": .map, "labels": .map,
+        "id": .text, "name": .text, "team": .text, "command": .texts, "env": .map, "labels": .map,
         "config": .object([
             "batchSize": .value, "gradientAccumulationSteps": .value, "learningRate": .value, "mixedPrecision": .value,
-            "epochs": .value, "dataSubset": .value, "dataset": .value, "dataQualityCheck": .value, "hyperparameters": .map, "seed": .value,
-            "lrSchedule": .object(["kind": .value, "decayRate": .value, "decaySteps": .value]),
+            "epochs": .value, "dataSubset": .value, "dataset": .text, "dataQualityCheck": .value, "hyperparameters": .map, "seed": .value,
+            "lrSchedule": .object(["kind": .text, "decayRate": .value, "decaySteps": .value]),
             "gradientClipping": .object(["enabled": .value, "maxNorm": .value]),
             "timeouts": .object(["perEpochSeconds": .value, "totalSeconds": .value, "heartbeatSeconds": .value]),
-            "checkpoint": .object(["everyEpochs": .value, "everySteps": .value, "keepLast": .value, "stopGraceSeconds": .value, "sharedRoot": .value]),
-            "resources": .object(["memoryBytes": .value, "cpuCores": .value, "gpuClass": .value, "gpuCount": .value, "diskBytes": .value]),
+            "checkpoint": .object(["everyEpochs": .value, "everySteps": .value, "keepLast": .value, "stopGraceSeconds": .value, "sharedRoot": .text]),
+            "resources": .object(["memoryBytes": .value, "cpuCores": .value, "gpuClass": .text, "gpuCount": .value, "diskBytes": .value]),
         ]),
     ])
+
+    /// Whether the value at `path` (keys, nil for a list index) is text: in YAML, `hyperparameters: {lr: 1e-3}` means
+    /// the string "1e-3", as the field's type says.
+    static func isText(_ fields: Fields, at path: [String?]) -> Bool {
+        guard let first = path.first else {
+            if case .text = fields { return true }
+            return false
+        }
+        switch fields {
+        case .object(let known): return first.flatMap { known[$0] }.map { isText($0, at: Array(path.dropFirst())) } ?? false
+        case .map: return first != nil && path.count == 1
+        case .texts: return first == nil && path.count == 1
+        case .text, .value: return false
+        }
+    }
 
     /// Fields of `value` its schema does not know, as paths (`config.batchsize`); a typo is refused, not ignored.
     static func unknownFields(_ value: Any, _ fields: Fields, at path: String = "") -> [String] {
@@ -70,7 +88,7 @@ public enum JobSpecFile {
         var out: [String] = []
         for key in object.keys.sorted() {
             let here = path.isEmpty ? key : "\(path).\(key)"
-            if let inner = known[key] {
+            if let inner = known[key] {  // (.map, .text, .texts and .value have no fields to check)
                 out += unknownFields(object[key]!, inner, at: here)
             } else {
                 out.append(here)

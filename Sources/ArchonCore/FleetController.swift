@@ -130,8 +130,11 @@ public struct FleetController: Sendable {
         guard !silence.id.isEmpty, silence.id.utf8.count <= 64 else { throw invalid("silence id must be 1-64 bytes") }
         guard !silence.matchers.isEmpty else { throw invalid("a silence needs at least one matcher: node, job, dataset or cause") }
         guard !silence.reason.isEmpty else { throw invalid("a silence needs a reason (who is working on what)") }
-        guard silence.reason.utf8.count <= 1024, [silence.node, silence.job, silence.dataset, silence.createdBy].allSatisfy({ $0.utf8.count <= 256 }) else {
-            throw invalid("a silence's reason is at most 1024 bytes, each matcher at most 256")
+        // Counted in Unicode code points, as the API's schema (JSON Schema's maxLength) counts them.
+        guard silence.reason.unicodeScalars.count <= 1024,
+              [silence.node, silence.job, silence.dataset, silence.createdBy].allSatisfy({ $0.unicodeScalars.count <= 256 })
+        else {
+            throw invalid("a silence's reason is at most 1024 characters, each matcher at most 256")
         }
         func refused(_ message: String) -> OperatorError { OperatorError(.silenceRefused, message) }
         guard silence.endsAtMs > silence.startsAtMs, silence.endsAtMs > now else { throw refused("a silence must end after it starts and after now") }

@@ -7,12 +7,12 @@ extension Policy {
     /// values out of range are rejected with every problem at its line (`policy.json:12: …`).
     ///
     /// - Parameter fileName: used in messages, and to pick the format: `.yaml`/`.yml` is read as YAML
-    ///   (the block subset described in `docs/policy.md`), anything else as JSON.
+    ///   (all of it, through Yams), anything else as JSON.
     public static func parse(_ text: String, fileName: String = "policy.json") throws(PolicyError) -> Policy {
         let isYAML = fileName.hasSuffix(".yaml") || fileName.hasSuffix(".yml")
         let user: PolicyNode
         do {
-            user = isYAML ? try PolicyYAMLParser.parse(text) : try PolicyJSONParser.parse(text)
+            user = isYAML ? try YAMLFile.parse(text) : try PolicyJSONParser.parse(text)
         } catch {
             throw PolicyError(code: .syntax, fileName: fileName, issues: [error.issue])
         }

@@ -181,13 +181,43 @@ import Testing
             detection:
               queueTimeout: 5m
                heartbeatWindow: 2m
-            """, fileName: "policy.yaml") == ["policy.yaml:3: detection: unexpected indentation"])
+            """, fileName: "policy.yaml") == ["policy.yaml:3: mapping values are not allowed in this context"])
         #expect(issues("""
             remediation:
               maxRestartsPerJob: 0
               backoff:
                 multiplier: 0.5
             """, fileName: "policy.yml") == ["policy.yml:4: remediation.backoff.multiplier: must be >= 1, got 0.5"])
+    }
+
+    /// All of YAML, through Yams: anchors and merge keys share settings, block scalars span lines, and what is wrong is
+    /// still reported at its line.
+    @Test func fullYAMLAnchorsMergeKeysAndMultiLineStrings() throws {
+        let yaml = """
+            escalation:
+              levels:
+                L1: &pager {contact: "ML Ops", responseTime: 10m}
+                L2:
+                  <<: *pager
+                  contact: >-
+                    Senior ML Engineer
+                    (second line of the same contact)
+            remediation:
+              ladders:
+                crash: &restartTwice
+                  steps: [{action: restart}, {action: restart}]
+                hang: *restartTwice
+            """
+        let policy = try Policy.parse(yaml, fileName: "policy.yaml")
+        #expect(policy.escalation.levels.l1 == LevelPolicy(contact: "ML Ops", responseTime: .minutes(10)))
+        #expect(policy.escalation.levels.l2 == LevelPolicy(contact: "Senior ML Engineer (second line of the same contact)", responseTime: .minutes(10)))
+        #expect(policy.remediation.ladders.hang.steps == policy.remediation.ladders.crash.steps)
+        #expect(policy.remediation.ladders.hang.steps.count == 2)
+
+        #expect(issues("detection:\n  queueTimeout: *nowhere\n", fileName: "policy.yaml") == ["policy.yaml:2: found undefined alias"])
+        #expect(issues("detection:\n  queueTimeout: 5m\n  queueTimeout: 6m\n", fileName: "policy.yaml").first?.hasPrefix("policy.yaml:") == true)
+        #expect(issues("detection:\n  queueTimeout: .inf\n", fileName: "policy.yaml") == ["policy.yaml:2: detection.queueTimeout: .inf is not a finite number"])
+        #expect(issues("remediation:\n  backoff:\n    multiplier: 0.5\n", fileName: "policy.yaml") == ["policy.yaml:3: remediation.backoff.multiplier: must be >= 1, got 0.5"])
     }
 
     @Test func durationsAndSizesReadAndWriteInUnits() {
