@@ -1,6 +1,6 @@
 # Archon Fleet. `make demo` runs the system; `make test` runs every test. Both install what is missing.
 SHELL := /bin/bash
-.PHONY: deps build test test-nats-current demo proto check-proto clean bench-state
+.PHONY: deps build test test-nats-current demo proto check-proto clean bench-state fuzz
 
 deps:
 	scripts/install-deps
@@ -29,6 +29,9 @@ test: deps check-proto
 	scripts/api-contract
 	# What deploy/ ships: systemd units, Kubernetes manifests, alert rules and the Grafana dashboard, checked offline.
 	scripts/check-deploy
+	# Every input the fuzzers ever kept (crashes fixed included) through every decoder, then a short libFuzzer pass.
+	for t in event assignment status escalation logs trainer-line; do .build/debug/archon-fuzz replay $$t Fuzz/corpus/$$t || exit 1; done
+	FUZZ_SECONDS=5 scripts/fuzz
 	# A client generated from docs/openapi.yaml (swift-openapi-generator), used against a real dev fleet.
 	swift test --package-path clients/swift
 
@@ -46,6 +49,10 @@ demo: deps
 bench-state: deps
 	swift build -c release --product archon
 	.build/release/archon bench state --jobs 1000,10000,100000 --json .build/bench-state.json
+
+# libFuzzer + AddressSanitizer on every wire decoder and the trainer-line parser, FUZZ_SECONDS each (default 60).
+fuzz: deps
+	scripts/fuzz
 
 clean:
 	rm -rf .build .build-log.txt

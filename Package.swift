@@ -96,6 +96,15 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Fuzz targets for the wire decoders and the trainer-line parser: replays its corpus in a normal build, runs
+        // under libFuzzer in `make fuzz` (Fuzz/ArchonFuzz.swift).
+        .executableTarget(
+            name: "archon-fuzz",
+            dependencies: ["ArchonModel", "ArchonWire", "ArchonCore", "ArchonAgent"],
+            path: "Fuzz", exclude: ["corpus"],
+            swiftSettings: strict
+        ),
+
         // Test support: a real nats-server on a free loopback port.
         .target(name: "ArchonTestSupport", dependencies: ["ArchonNATS", "ArchonDev", .product(name: "Logging", package: "swift-log")], path: "Tests/ArchonTestSupport", swiftSettings: strict),
         .testTarget(name: "ArchonWireTests", dependencies: ["ArchonWire", "ArchonModel"], resources: [.copy("Golden")]),

@@ -94,8 +94,10 @@ public enum TrainerLine: Sendable, Equatable {
         }
     }
 
+    /// A whole number, or nil; one past `Int`'s range (a trainer printing 1e23 steps) is nil, not a trap that would take
+    /// the agent down with every job it supervises (found by `make fuzz`, Fuzz/corpus/trainer-line/crash-huge-step).
     private static func int(_ value: Any?) -> Int? {
-        guard let d = double(value), d.isFinite else { return nil }
+        guard let d = double(value), d.isFinite, d > -9.2e18, d < 9.2e18 else { return nil }
         return Int(d)
     }
 }

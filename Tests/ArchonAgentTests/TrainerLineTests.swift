@@ -37,6 +37,17 @@ import Testing
     }
 }
 
+/// Inputs `make fuzz` found that once crashed the agent: each is a test, and stays in Fuzz/corpus.
+@Suite struct TrainerLineFuzzRegressionTests {
+    @Test(arguments: ["1e23", "-1e23", "9.3e18", "1.7976931348623157e308"])
+    func aCountPastIntsRangeIsRefusedNotATrap(_ number: String) {
+        #expect(throws: TrainerLine.ParseError.self) {
+            try TrainerLine.parse(#"{"type":"step","step":\#(number),"epoch":2,"loss":0.5}"#)
+        }
+        #expect(throws: TrainerLine.ParseError.self) { try TrainerLine.parse(#"{"type":"epoch","epoch":\#(number),"loss":0.5}"#) }
+    }
+}
+
 @Suite struct ChecksumTests {
     @Test func knownVectors() {
         #expect(Checksum.sha256Hex(Array("".utf8)) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")

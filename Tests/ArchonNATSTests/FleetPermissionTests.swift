@@ -19,7 +19,7 @@ struct FleetPermissionTests {
     func connect(_ seedFile: String, node: String? = nil) async throws -> NATSConnection {
         var options = try credentials.natsOptions(servers: [server.url], name: "test-\(node ?? "trusted")", seedFile: seedFile, node: node)
         options.connectTimeout = .seconds(2)
-        return try await NATSConnection.connect(options, logger: testLogger)
+        return try await connectRetryingRefusals(options, logger: testLogger)  // the 1-in-256 NKey flake, retried
     }
 
     /// The controller's identity sets up what agents use.

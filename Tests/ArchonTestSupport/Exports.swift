@@ -33,3 +33,18 @@ public func eventually(timeout: Duration = .seconds(10), _ condition: () async t
     }
     return try await condition()
 }
+
+/// Connects, retrying twice, and rethrows the last error unchanged: for tests that expect some connections to be
+/// refused (their error type checked) and others to succeed despite nats.c 3.4's 1-in-256 empty NKey signature.
+public func connectRetryingRefusals(_ options: NATSOptions, logger: Logger) async throws -> NATSConnection {
+    var last: (any Error)?
+    for _ in 1...3 {
+        do {
+            return try await NATSConnection.connect(options, logger: logger)
+        } catch {
+            last = error
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+    throw last!
+}
