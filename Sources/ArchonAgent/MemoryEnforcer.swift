@@ -43,7 +43,6 @@ public struct MemoryEnforcer: Sendable {
             }
         }
         func writable(_ root: String) -> String? {
-            let root = root == "/sys/fs/cgroup" ? base : root
             let dir = "\(root)/\(group)"
             do {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -61,7 +60,7 @@ public struct MemoryEnforcer: Sendable {
             let unified = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers")
             if unified {
                 let controllers = (try? String(contentsOfFile: "/sys/fs/cgroup/cgroup.controllers", encoding: .utf8)) ?? ""
-                if controllers.contains("memory"), let dir = writable("/sys/fs/cgroup") {
+                if controllers.contains("memory"), let dir = writable(base) {
                     // Children of our group need the controllers enabled in every ancestor's subtree_control.
                     var ok = true
                     for path in [base, "\(base)/archon", dir] {

@@ -76,11 +76,7 @@ public enum APIServer {
                                          ? "signed" : "unsigned: no assignmentSigningKeyFile configured; agents holding a public key refuse them")
             return json(body, status: connected && problem == nil ? .ok : .serviceUnavailable)
         }
-        router.get("metrics") { _, _ in
-            var buffer: [UInt8] = []
-            registry.emit(into: &buffer)
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
-        }
+        router.get("metrics") { _, _ in metrics(registry) }
 
         let jobs = router.group("v1/training/jobs")
         jobs.get { _, context in
@@ -298,7 +294,7 @@ public enum APIServer {
                     endsAtMs: end, reason: body.reason, createdBy: who, createdAtMs: now)
                 return try core.silenceAdded(silence, at: now)
             }
-            guard let silence = await controller.read({ $0.silences(at: .min).first { $0.id == id } }) else { return notFound("silence", id) }
+            guard let silence = await controller.read({ $0.silence(id) }) else { return notFound("silence", id) }
             return json(SilenceView(silence), status: .created)
         }
         silences.post(":id/expire") { _, context in
@@ -330,17 +326,20 @@ public enum APIServer {
     ) -> some ApplicationProtocol {
         let router = Router()
         router.get("healthz") { _, _ in json(["status": "ok"]) }
-        router.get("metrics") { _, _ in
-            var buffer: [UInt8] = []
-            registry.emit(into: &buffer)
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
-        }
+        router.get("metrics") { _, _ in metrics(registry) }
         return Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "archon-agent"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
     }
 
     // MARK: Helpers
+
+    /// `GET /metrics`: the registry in Prometheus' text format.
+    static func metrics(_ registry: PrometheusCollectorRegistry) -> Response {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+    }
 
     static func require(_ scope: Scope, _ context: APIRequestContext) throws {
         guard let token = context.token else { throw HTTPError(.unauthorized, message: "missing bearer token") }

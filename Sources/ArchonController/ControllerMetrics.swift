@@ -52,18 +52,15 @@ public struct ControllerMetrics: Sendable {
             let failureClass = ("failure_class", symptom.rawValue)
             Counter(label: "archon_runbook_fix_outcomes_total", dimensions: [failureClass, ("outcome", outcome.rawValue)]).increment()
             guard outcome == .fixed else { return }
-            Timer(label: "archon_runbook_time_to_fix_seconds", dimensions: [failureClass], preferredDisplayUnit: .seconds)
-                .recordNanoseconds(timeToFixMs.multipliedReportingOverflow(by: 1_000_000).partialValue)
+            Timer(label: "archon_runbook_time_to_fix_seconds", dimensions: [failureClass], preferredDisplayUnit: .seconds).recordMilliseconds(timeToFixMs)
             if let targetMs {
                 Counter(label: "archon_runbook_fixes_within_target_total", dimensions: [failureClass, ("within", timeToFixMs <= targetMs ? "true" : "false")])
                     .increment()
             }
         case .incidentResolved(let cause, let detectMs, let resolveMs, let automatic):
             let dimensions = [("cause", cause.rawValue)]
-            Timer(label: "archon_incident_time_to_detect_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
-                .recordNanoseconds(detectMs.multipliedReportingOverflow(by: 1_000_000).partialValue)
-            Timer(label: "archon_incident_time_to_resolve_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
-                .recordNanoseconds(resolveMs.multipliedReportingOverflow(by: 1_000_000).partialValue)
+            Timer(label: "archon_incident_time_to_detect_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds).recordMilliseconds(detectMs)
+            Timer(label: "archon_incident_time_to_resolve_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds).recordMilliseconds(resolveMs)
             Counter(label: "archon_incidents_resolved_total", dimensions: dimensions + [("by", automatic ? "archon" : "operator")]).increment()
         }
     }

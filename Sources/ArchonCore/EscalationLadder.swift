@@ -22,8 +22,8 @@ public struct EscalationLadder: Sendable, Hashable {
     func hold(_ incident: Incident, grouping: Bool, at now: Int64) -> (untilMs: Int64, by: String)? {
         var hold: (untilMs: Int64, by: String)?
         if grouping, incident.cause == .job, groupWaitMs > 0 {
-            let first = incident.heldPage.flatMap { $0.by == "grouping" ? $0.untilMs : nil }
-            hold = (first ?? now + groupWaitMs, "grouping")
+            let first = incident.heldPage.flatMap { $0.by == HeldPage.grouping ? $0.untilMs : nil }
+            hold = (first ?? now + groupWaitMs, HeldPage.grouping)
         }
         for silence in silences where silence.isActive(at: now) && silence.matches(incident) && silence.endsAtMs > (hold?.untilMs ?? now) {
             hold = (silence.endsAtMs, silence.id)

@@ -12,9 +12,12 @@ extension FleetController {
     /// When the cause behind a fleet rule's incident key (`bad_node:<n>`, `bad_dataset:<d>`, or a fleet-wide key) was
     /// last repaired (``clearEvidence(_:at:)``); nil = never: every failure in the window counts.
     func repairedAt(_ scope: String) -> Int64? {
-        if scope.hasPrefix("bad_node:") { return state.nodes[String(scope.dropFirst("bad_node:".count))]?.evidenceSinceMs }
-        if scope.hasPrefix("bad_dataset:") { return state.datasets[String(scope.dropFirst("bad_dataset:".count))]?.evidenceSinceMs }
-        return state.evidenceSince[scope]
+        switch EvidenceScope(scope) {
+        case .node(let id): state.nodes[id]?.evidenceSinceMs
+        case .dataset(let id): state.datasets[id]?.evidenceSinceMs
+        case .fleet(let key): state.evidenceSince[key]
+        case nil: nil
+        }
     }
 
     /// The first time failures count for the fleet rule whose incident key is `scope`: the window's start, or later
@@ -35,20 +38,21 @@ extension FleetController {
     /// The cause behind a fleet rule's incident key was repaired (a node uncordoned, a dataset resumed, an incident
     /// resolved): the failures it answered no longer count, so the next failure is judged on new evidence only.
     mutating func clearEvidence(_ scope: String, at now: Int64) {
-        if scope.hasPrefix("bad_node:") {
-            let id = String(scope.dropFirst("bad_node:".count))
+        switch EvidenceScope(scope) {
+        case .node(let id):
             if var node = state.nodes[id] {
                 node.evidenceSinceMs = now
                 state.nodes[id] = node
             }
-        } else if scope.hasPrefix("bad_dataset:") {
-            let id = String(scope.dropFirst("bad_dataset:".count))
+        case .dataset(let id):
             if var dataset = state.datasets[id] {
                 dataset.evidenceSinceMs = now
                 state.datasets[id] = dataset
             }
-        } else if scope == "multi_agent" || scope == "security:permission_denied" || scope.hasPrefix("system_resource:") {
-            state.evidenceSince[scope] = now  // a handful of keys, never one per node or job
+        case .fleet(let key):
+            state.evidenceSince[key] = now  // a handful of keys, never one per node or job
+        case nil:
+            break
         }
     }
 
@@ -439,5 +443,26 @@ extension FleetController {
     mutating func noteFleetIncident(_ id: String, _ text: String, at now: Int64) {
         guard !id.isEmpty else { return }
         state.incidents.note(id, text, at: now)
+    }
+}
+
+/// What a fleet rule's incident key names, as the cause whose evidence a repair clears: a node (`bad_node:<n>`), a
+/// dataset (`bad_dataset:<d>`) or one of the few fleet-wide keys. The one place that reads those keys.
+enum EvidenceScope: Equatable {
+    case node(String)
+    case dataset(String)
+    case fleet(String)
+
+    /// nil for a key no repair clears (a job's, a notice's, a node's security incident).
+    init?(_ key: String) {
+        if key.hasPrefix("bad_node:") {
+            self = .node(String(key.dropFirst("bad_node:".count)))
+        } else if key.hasPrefix("bad_dataset:") {
+            self = .dataset(String(key.dropFirst("bad_dataset:".count)))
+        } else if key == "multi_agent" || key == "security:permission_denied" || key.hasPrefix("system_resource:") {
+            self = .fleet(key)
+        } else {
+            return nil
+        }
     }
 }

@@ -113,7 +113,7 @@ extension FleetController {
         guard repaired else { return }
         switch incident.cause {
         case .badDataset:
-            let dataset = String(incident.dedupKey.dropFirst("bad_dataset:".count))
+            guard case .dataset(let dataset) = EvidenceScope(incident.dedupKey) else { return }
             if let record = state.datasets[dataset], record.retriesPaused, record.pausedByIncident == id {
                 resumeDataset(dataset, by: who, at: now, &out)
             } else {

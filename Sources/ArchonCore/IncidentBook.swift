@@ -215,7 +215,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
         let kind = incident.openingPageHeld ? .opened : kind
         if let hold = ladder.hold(incident, grouping: grouping, at: now), hold.untilMs > now {
             if incident.heldPage?.untilMs != hold.untilMs || incident.heldPage?.by != hold.by {
-                let why = hold.by == "grouping"
+                let why = hold.by == HeldPage.grouping
                     ? "waiting for a fleet incident that may explain it (escalation.groupWait)"
                     : "silenced by \(hold.by)\(ladder.silences.first { $0.id == hold.by }.map { ": \($0.reason)" } ?? "")"
                 incident.timeline.append(TimelineEntry(timeMs: now, text: "page to \(ladder.name(incident.level)) held until \(Timestamp.iso8601(hold.untilMs)): \(why)"))
@@ -225,10 +225,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
             deadlines.set(.pageHeld(incidentID: incident.id), at: hold.untilMs, &out)
             return
         }
-        if incident.heldPage != nil {
-            incident.heldPage = nil
-            deadlines.cancel(.pageHeld(incidentID: incident.id), &out)
-        }
+        _ = dropHeldPage(&incident, deadlines: &deadlines, out: &out)
         if incident.cause != .notice {
             incident.respondByMs = ladder.respondBy(incident.level, from: clockFrom)
             if incident.level.next != nil {
@@ -256,7 +253,7 @@ public struct IncidentBook: Codable, Sendable, Hashable {
         let reason = Reason(symptom: held.symptom, evidence: held.evidence, rule: held.rule)
         page(held.kind, &incident, reason: reason, grouping: false, clockFrom: now, at: now, ladder: ladder, deadlines: &deadlines, out: &out)
         if incident.heldPage == nil {
-            incident.timeline.append(TimelineEntry(timeMs: now, text: "held page sent to \(ladder.name(incident.level)) (\(held.by == "grouping" ? "no fleet incident explains it" : "silence \(held.by) over"))"))
+            incident.timeline.append(TimelineEntry(timeMs: now, text: "held page sent to \(ladder.name(incident.level)) (\(held.by == HeldPage.grouping ? "no fleet incident explains it" : "silence \(held.by) over"))"))
         }
         incidents[id] = incident
     }

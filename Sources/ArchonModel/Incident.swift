@@ -195,8 +195,10 @@ public struct HeldPage: Codable, Sendable, Hashable {
     /// `opened` (nobody was paged yet) or `escalated`.
     public var kind: Escalation.Kind
     public var untilMs: Int64
-    /// `grouping`, or the id of the silence that holds it.
+    /// ``grouping``, or the id of the silence that holds it.
     public var by: String
+    /// `by` for a job's page waiting `escalation.groupWait`.
+    public static let grouping = "grouping"
     /// Why the page is due: the reason it will carry.
     public var symptom: String
     public var evidence: String
@@ -254,14 +256,13 @@ public struct Silence: Codable, Sendable, Hashable {
             && (dataset.isEmpty || incident.dataset == dataset) && (cause.map { $0 == incident.cause } ?? true)
     }
 
-    /// "node=n3 cause=bad_node".
-    public var matchers: String {
-        var parts: [String] = []
-        if !node.isEmpty { parts.append("node=\(node)") }
-        if !job.isEmpty { parts.append("job=\(job)") }
-        if !dataset.isEmpty { parts.append("dataset=\(dataset)") }
-        if let cause { parts.append("cause=\(cause.rawValue)") }
-        return parts.joined(separator: " ")
+    /// "node=n3 cause=bad_node"; "" when it has none.
+    public var matchers: String { Self.matchers(node: node, job: job, dataset: dataset, cause: cause?.rawValue ?? "") }
+
+    /// "node=n3 cause=bad_node" from matchers as text ("" = not given): the one wording, for the core and the CLI.
+    public static func matchers(node: String, job: String, dataset: String, cause: String) -> String {
+        [("node", node), ("job", job), ("dataset", dataset), ("cause", cause)].filter { !$0.1.isEmpty }.map { "\($0.0)=\($0.1)" }
+            .joined(separator: " ")
     }
 }
 

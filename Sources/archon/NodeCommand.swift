@@ -1,4 +1,5 @@
 import ArchonController
+import ArchonModel
 import ArgumentParser
 import Foundation
 
@@ -170,7 +171,7 @@ struct IncidentCommand: AsyncParsableCommand {
             print("  incident   \(i.id) (\(i.cause)), \(i.status)")
             print("  level      \(i.level), severity \(i.severity)\(i.respondBy > 0 && i.status == "open" ? ", respond by \(formatTime(i.respondBy))" : "")")
             if !i.pageHeldBy.isEmpty {
-                print("  page       held until \(formatTime(i.pageHeldUntil)) (\(i.pageHeldBy == "grouping" ? "waiting for a fleet incident that may explain it" : "silenced by \(i.pageHeldBy)"))")
+                print("  page       held until \(formatTime(i.pageHeldUntil)) (\(i.pageHeldBy == HeldPage.grouping ? "waiting for a fleet incident that may explain it" : "silenced by \(i.pageHeldBy)"))")
             }
             print("  agents     \(i.nodes.isEmpty ? "-" : i.nodes.joined(separator: ", "))")
             print("  jobs       \(i.jobs.isEmpty ? "-" : i.jobs.joined(separator: ", "))")

@@ -1,4 +1,6 @@
 import ArchonController
+import ArchonCore
+import ArchonModel
 import ArgumentParser
 import Foundation
 
@@ -22,24 +24,21 @@ struct SilenceCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Why, and who is on it: shown on every incident it holds.") var reason: String
 
         func run() async throws {
-            guard let length = Self.seconds(duration), length >= 1 else { throw ValidationError("--for '\(duration)' is not a duration like 90m or 2h") }
+            // The policy file's durations: 90m, 2h, 1h30m, 1d.
+            guard let length = PolicyDuration(parsing: duration), length.milliseconds >= 1000 else {
+                throw ValidationError("--for '\(duration)' is not a duration of a second or more like 90m or 2h")
+            }
             var startsAt: Int64?
             if let startsIn {
-                guard let seconds = Self.seconds(startsIn) else { throw ValidationError("--starts-in '\(startsIn)' is not a duration like 30m or 2h") }
-                startsAt = Int64((Date().timeIntervalSince1970 + seconds) * 1000)
+                guard let delay = PolicyDuration(parsing: startsIn) else { throw ValidationError("--starts-in '\(startsIn)' is not a duration like 30m or 2h") }
+                startsAt = Int64(Date().timeIntervalSince1970 * 1000) + delay.milliseconds
             }
-            let request = SilenceRequest(node: node, job: job, dataset: dataset, cause: cause, startsAt: startsAt, durationSeconds: Int64(length), reason: reason)
+            let request = SilenceRequest(node: node, job: job, dataset: dataset, cause: cause, startsAt: startsAt,
+                                         durationSeconds: length.milliseconds / 1000, reason: reason)
             let data = try await options.client.call("POST", "/v1/silences", body: try JSONEncoder().encode(request))
             if options.json { return printJSON(data) }
             let s = try options.client.decode(data, as: SilenceView.self)
             print("\(s.id) silences \(describe(s)) from \(formatTime(s.startsAt)) until \(formatTime(s.endsAt))")
-        }
-
-        /// "90s", "30m", "2h", "1d" in seconds.
-        static func seconds(_ text: String) -> Double? {
-            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
-            guard let unit = text.last.flatMap({ units[$0] }), let value = Double(text.dropLast()), value.isFinite, value >= 0 else { return nil }
-            return value * unit
         }
     }
 
@@ -72,5 +71,5 @@ struct SilenceCommand: AsyncParsableCommand {
 
 /// "node=n3 cause=bad_node".
 private func describe(_ s: SilenceView) -> String {
-    [("node", s.node), ("job", s.job), ("dataset", s.dataset), ("cause", s.cause)].filter { !$0.1.isEmpty }.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+    Silence.matchers(node: s.node, job: s.job, dataset: s.dataset, cause: s.cause)
 }
