@@ -2,7 +2,7 @@ public import ArchonModel
 import Foundation
 
 /// One line a trainer writes on its events fd (`ARCHON_EVENTS_FD`, fd 3): a JSON object with a `type`.
-/// The formats are documented in docs/agent.md and implemented by clients/python/archon_trainer.py.
+/// The formats are documented in docs/agent.md and implemented by clients/python/archon_trainer/__init__.py.
 public enum TrainerLine: Sendable, Equatable {
     /// `{"type":"epoch","epoch":1,"totalEpochs":5,"loss":0.5,"learningRate":0.01,"durationSeconds":1.2,"step":57,"validation":{"loss":0.6,"accuracy":0.9}}`
     case epoch(EpochMetrics)

@@ -3,7 +3,8 @@ import Foundation
 
 /// The runbook, staged: each failure it describes happens for real on the dev fleet (`archon dev`), with the
 /// real numpy trainer (`examples/trainers/digits_mlp.py`) or, where that trainer cannot fail so, the fault
-/// trainer (`fault_trainer.py`) — and the fleet must handle it as the runbook says.
+/// trainer (`fault_trainer.py`); the last scenario with the PyTorch trainer (`torch_mlp.py`) — and the fleet must
+/// handle it as the runbook says.
 public enum ScenarioCatalog {
     /// The node `archon dev --scenarios` brings in broken for scenario 7 (cordoned until then).
     public static let brokenNode = "n3"
@@ -14,7 +15,7 @@ public enum ScenarioCatalog {
     public static func all(trainers: String) -> [Scenario] {
         let digits = "\(trainers)/digits_mlp.py"
         let fault = "\(trainers)/fault_trainer.py"
-
+        let torch = "\(trainers)/torch_mlp.py"
 
         let oom = spec("digits-oom", digits, kind: "digits-oom", batch: 1024, lr: 0.01, epochs: 3, memory: 320 << 20, hyper: ["hidden": "12288"])
         let oomAgain = spec("digits-oom-restart", digits, kind: "digits-oom", batch: 1024, lr: 0.01, epochs: 3, memory: 320 << 20,
@@ -144,6 +145,7 @@ public enum ScenarioCatalog {
                     e.expect(o.job(oomAgain.id)?.history.count == 2, "exactly one restart, nothing applied twice: \(o.job(oomAgain.id)?.history.count ?? 0) attempts")
                     return e.problems
                 }),
+            pytorch(torch: torch),
         ]
     }
 
@@ -237,6 +239,38 @@ public enum ScenarioCatalog {
                 }
                 return e.problems
             })
+    }
+
+    /// 11: the same two failures in a PyTorch trainer (`torch_mlp.py`, through `archon_trainer.pytorch`): PyTorch's
+    /// own memory use and its own numerics, answered by the same remediations.
+    static func pytorch(torch: String) -> Scenario {
+        // hidden 32768: batch 1024 peaks at ~0.7 GiB (killed under 512 MiB), batch 512 × 2 at ~0.45 GiB of cgroup memory.
+        let oom = spec("torch-oom", torch, kind: "torch-oom", batch: 1024, lr: 0.05, epochs: 2, memory: 512 << 20,
+                       hyper: ["hidden": "32768"])
+        // A loss guard (maxLoss) stops the exploding run inside epoch 1, before any checkpoint holds its weights.
+        let diverge = spec("torch-diverge", torch, kind: "torch-diverge", lr: 5, epochs: 4, memory: 1 << 30,
+                           hyper: ["hidden": "256", "maxLoss": "100"])
+        return Scenario(
+            number: 11, title: "PyTorch: out of memory and a diverging loss",
+            setup: "the PyTorch trainer: batch 1024 × hidden 32768 in 512 MiB, and a learning rate of 5 in another job",
+            jobs: [oom, diverge],
+            settled: { o in [oom, diverge].allSatisfy { ["completed", "failed"].contains(o.job($0.id)?.status ?? "") } },
+            verify: { o in
+                var e = Expectations()
+                completedWithoutPage(o, oom.id, &e)
+                completedWithoutPage(o, diverge.id, &e)
+                let big = o.job(oom.id)
+                e.expect(big?.history.first?.failureClass == "out_of_memory", "torch-oom attempt 1 should run out of memory, was \(big?.history.first?.failureClass ?? "-")")
+                e.expect(big?.config.batchSize == 512 && big?.config.gradientAccumulationSteps == 2,
+                         "the batch should be halved with accumulation doubled, is \(big?.config.batchSize ?? 0)×\(big?.config.gradientAccumulationSteps ?? 0)")
+                let hot = o.job(diverge.id)
+                e.expect(hot?.history.first?.failureClass == "diverging_loss", "torch-diverge attempt 1 should diverge, was \(hot?.history.first?.failureClass ?? "-")")
+                e.expect(hot.map { abs($0.config.learningRate - 0.5) < 1e-9 } ?? false, "the learning rate should be cut to 0.5, is \(hot?.config.learningRate ?? 0)")
+                e.expect(hot?.lastMetrics.map { $0.loss.isFinite && $0.loss < 1.0 } ?? false,
+                         "after the cut the loss should come down (below 1.0), is \(hot?.lastMetrics?.loss ?? .nan)")
+                return e.problems
+            },
+            timeout: .seconds(150))
     }
 
     /// A job spec as the API takes it.

@@ -260,3 +260,25 @@ def test_save_checkpoint_is_atomic(tmp_path):
     assert (tmp_path / "ckpt" / "ckpt-epoch-0001.bin").read_bytes() == b"weights"
     assert events == [{"type": "checkpoint", "path": str(tmp_path / "ckpt" / "ckpt-epoch-0001.bin"),
                        "epoch": 1, "step": 10}]
+
+
+def test_the_package_installs_with_pip_and_carries_its_adapters(tmp_path):
+    """`pip install ./clients/python` (from a copy: setuptools builds in the source tree) gives a package that
+    imports from where pip put it, with the framework adapters as modules."""
+    import shutil
+    source = tmp_path / "src"
+    shutil.copytree(HERE, source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info", ".pytest_cache"))
+    target = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                           "--target", str(target), str(source)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    probe = ("import archon_trainer, importlib.util as u; print(archon_trainer.__file__); "
+             "print(*[bool(u.find_spec('archon_trainer.' + m)) for m in ('pytorch', 'lightning', 'transformers')])")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHON_")}
+    env["PYTHONPATH"] = str(target)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    location, found = out.stdout.splitlines()
+    assert location.startswith(str(target)), location
+    assert found == "True True True"

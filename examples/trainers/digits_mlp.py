@@ -9,7 +9,7 @@ format (``.csv.gz`` or ``.csv``: 65 comma-separated numbers a row, label last) o
 ``.npz`` with ``images`` (N x 64 or N x 8 x 8) and ``target`` (N), or a directory
 holding ``digits.csv.gz``, ``digits.csv`` or ``digits.npz``.
 
-What it honours from ``ARCHON_CONFIG`` (see ``clients/python/archon_trainer.py``):
+What it honours from ``ARCHON_CONFIG`` (see ``clients/python/archon_trainer/__init__.py``):
 batchSize (micro-batch), gradientAccumulationSteps (one optimiser step every N
 micro-batches: effective batch = batchSize * N; activations are those of one
 micro-batch), learningRate, lrSchedule (constant / exponential / cosine / step, per
@@ -218,18 +218,7 @@ def evaluate(p, x, y, chunk):
 
 
 def learning_rate(cfg, step, total_steps):
-    lr0 = float(cfg["learningRate"])
-    sched = cfg.get("lrSchedule") or {}
-    kind = sched.get("kind", "constant")
-    rate = float(sched.get("decayRate", 0) or 0)
-    period = int(sched.get("decaySteps", 0) or 0)
-    if kind == "exponential" and period > 0 and rate > 0:
-        return lr0 * rate ** (step / period)
-    if kind == "step" and period > 0 and rate > 0:
-        return lr0 * rate ** (step // period)
-    if kind == "cosine" and total_steps > 0:
-        return 0.5 * lr0 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-    return lr0
+    return float(cfg["learningRate"]) * archon_trainer.schedule_factor(cfg, step, total_steps)
 
 
 def peak_memory():

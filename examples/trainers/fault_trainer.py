@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A small trainer (standard library only) that fails on request, for testing the node agent.
 
-It speaks the same contract as a real trainer (``clients/python/archon_trainer.py``):
+It speaks the same contract as a real trainer (``clients/python/archon_trainer/__init__.py``):
 epochs with a decreasing loss, step events, checkpoints (JSON files) and resume.
 ``hyperparameters["fault"]`` picks the behaviour; every failure is a real one
 (a real syscall error, a real allocation, a real signal), not a pretend event.

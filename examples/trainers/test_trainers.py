@@ -4,6 +4,7 @@ Run with `python3 -m pytest -q examples/trainers`. The digits tests need the dig
 bundled with scikit-learn (`python3 -m pip install scikit-learn`).
 """
 
+import contextlib
 import gzip
 import json
 import math
@@ -257,7 +258,11 @@ def _memory_cgroup_parent():
     return None
 
 
-def test_digits_oom_killed_under_cgroup_limit(tmp_path):
+@contextlib.contextmanager
+def memory_cgroup(limit_bytes):
+    """A new memory cgroup limited to ``limit_bytes`` (no swap); yields ``(run, oom_kills)``: ``run(script, env)``
+    runs a trainer inside it (no events fd) and ``oom_kills()`` reads the kernel's OOM-kill count. Skips the test
+    where no memory cgroup can be made."""
     found = _memory_cgroup_parent()
     if found is None:
         pytest.skip("no writable memory cgroup here (the RLIMIT_AS test covers the OOM path)")
@@ -268,7 +273,7 @@ def test_digits_oom_killed_under_cgroup_limit(tmp_path):
     except OSError as e:
         pytest.skip(f"cannot create a memory cgroup: {e}")
     try:
-        limit = str(256 * MiB)
+        limit = str(limit_bytes)
         # memory and, where the files exist, memory+swap: with swap the job would page instead of dying.
         names = [("memory.limit_in_bytes", limit), ("memory.memsw.limit_in_bytes", limit)] if version == "v1" \
             else [("memory.max", limit), ("memory.swap.max", "0")]
@@ -278,20 +283,16 @@ def test_digits_oom_killed_under_cgroup_limit(tmp_path):
             if os.path.exists(os.path.join(cg, name)):
                 with open(os.path.join(cg, name), "w") as f:
                     f.write(value)
-        cfg = {"epochs": 1, "batchSize": 1024, "resources": {"cpuCores": 1}, "hyperparameters": OOM_HP,
-               "checkpoint": {"everyEpochs": 0}}
-        env = _env(str(tmp_path), cfg)
-        proc = subprocess.run(["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$0" "$1"', sys.executable, DIGITS],
-                              env=dict(env, ARCHON_EVENTS_FD=""), capture_output=True, text=True, timeout=60)
-        assert proc.returncode == -signal.SIGKILL or proc.returncode == 128 + signal.SIGKILL, proc.stderr
-        events = open(os.path.join(cg, "memory.oom_control" if version == "v1" else "memory.events")).read()
-        assert any(line.split()[0] == "oom_kill" and int(line.split()[1]) >= 1 for line in events.splitlines())
-        # half the batch, twice the accumulation: the same effective batch fits.
-        proc = subprocess.run(["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$0" "$1"', sys.executable, DIGITS],
-                              env=dict(_env(str(tmp_path), dict(cfg, batchSize=512, gradientAccumulationSteps=2,
-                                                                dataSubset=0.75)), ARCHON_EVENTS_FD=""),
-                              capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0, proc.stderr
+
+        def run_inside(script, env, timeout=90):
+            return subprocess.run(["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$0" "$1"', sys.executable, script],
+                                  env=dict(env, ARCHON_EVENTS_FD=""), capture_output=True, text=True, timeout=timeout)
+
+        def oom_kills():
+            events = open(os.path.join(cg, "memory.oom_control" if version == "v1" else "memory.events")).read()
+            return sum(int(line.split()[1]) for line in events.splitlines() if line.split()[0] == "oom_kill")
+
+        yield run_inside, oom_kills
     finally:
         for _ in range(50):
             try:
@@ -299,6 +300,18 @@ def test_digits_oom_killed_under_cgroup_limit(tmp_path):
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+def test_digits_oom_killed_under_cgroup_limit(tmp_path):
+    with memory_cgroup(256 * MiB) as (run_inside, oom_kills):
+        cfg = {"epochs": 1, "batchSize": 1024, "resources": {"cpuCores": 1}, "hyperparameters": OOM_HP,
+               "checkpoint": {"everyEpochs": 0}}
+        proc = run_inside(DIGITS, _env(str(tmp_path), cfg))
+        assert proc.returncode == -signal.SIGKILL or proc.returncode == 128 + signal.SIGKILL, proc.stderr
+        assert oom_kills() >= 1
+        # half the batch, twice the accumulation: the same effective batch fits.
+        proc = run_inside(DIGITS, _env(str(tmp_path), dict(cfg, batchSize=512, gradientAccumulationSteps=2, dataSubset=0.75)))
+        assert proc.returncode == 0, proc.stderr
 
 
 # --------------------------------------------------------------------------- digits_mlp: data problems

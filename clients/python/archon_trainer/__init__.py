@@ -147,6 +147,7 @@ __all__ = [
     "encode_event",
     "init",
     "load_config",
+    "schedule_factor",
 ]
 
 #: The ``errorClass`` values a trainer may report.
@@ -337,9 +338,35 @@ def classify_exception(exc):
     if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
         return "out_of_memory"
     text = f"{type(exc).__name__}: {exc}"
-    if "out of memory" in text.lower() or "OutOfMemoryError" in text:
+    lowered = text.lower()
+    # CUDA: "CUDA out of memory" (torch.cuda.OutOfMemoryError); CPU: PyTorch's "DefaultCPUAllocator: can't allocate
+    # memory ... Error code 12 (Cannot allocate memory)" under an address-space limit.
+    if ("out of memory" in lowered or "OutOfMemoryError" in text or "can't allocate memory" in lowered
+            or "cannot allocate memory" in lowered):
         return "out_of_memory"
     return "crash"
+
+
+# --------------------------------------------------------------------------- learning-rate schedule
+
+
+def schedule_factor(config, step, total_steps):
+    """The factor ``lrSchedule`` applies to ``learningRate`` at optimiser step ``step`` (from 0) of ``total_steps``.
+
+    ``constant`` 1; ``exponential`` decayRate^(step/decaySteps); ``step`` decayRate^floor(step/decaySteps);
+    ``cosine`` from 1 down to 0 over ``total_steps``. A schedule missing its numbers is constant.
+    """
+    sched = config.get("lrSchedule") or {}
+    kind = sched.get("kind", "constant")
+    rate = float(sched.get("decayRate", 0) or 0)
+    period = int(sched.get("decaySteps", 0) or 0)
+    if kind == "exponential" and period > 0 and rate > 0:
+        return rate ** (step / period)
+    if kind == "step" and period > 0 and rate > 0:
+        return rate ** (step // period)
+    if kind == "cosine" and total_steps > 0:
+        return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    return 1.0
 
 
 # --------------------------------------------------------------------------- run
