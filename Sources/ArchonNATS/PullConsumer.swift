@@ -41,17 +41,43 @@ public final class PullConsumer: @unchecked Sendable {
         return PullConsumer(handle: handle.pointer, jetStream: jetStream, thread: thread, durable: durable)
     }
 
+    /// The batch to ask nats.c for when `pending` messages already wait in the subscription (deliveries of an
+    /// earlier pull request that arrived after its fetch gave up, and the server's 408s for expired requests).
+    ///
+    /// nats.c before 3.8.3 (Debian 12 ships 3.4.1) overflows its message array in `natsSubscription_Fetch` when more
+    /// than half of the batch is taken from messages already pending: it then asks the server for `batch - taken`,
+    /// waits until it holds exactly that many, which it never does, and stores every further delivery past the end
+    /// of the array (upstream commit 0a42cd4e, "Fix heap buffer overflow in _fetch"). Seen here as `free(): invalid
+    /// pointer` in `natsMsgList_Destroy` and `malloc(): invalid size` elsewhere, under load. Asking for more than
+    /// twice what waits (with room for a few more arriving meanwhile) keeps the count it waits for above what it
+    /// already holds, so the loop ends inside the array.
+    static func safeBatch(_ batch: Int, pending: Int) -> Int {
+        let margin = 64
+        return max(batch, 2 * (max(pending, 0) + margin) + 1)
+    }
+
+    /// The inbox the server answers this consumer's pull requests on.
+    var inbox: String { String(cString: natsSubscription_GetSubject(handle)) }
+
+    /// Messages delivered to this consumer that no fetch has taken yet (status messages included).
+    var waitingInClient: Int {
+        var pending: Int32 = 0
+        return natsSubscription_GetPending(handle, &pending, nil) == NATS_OK ? Int(pending) : 0
+    }
+
     deinit {
         // Destroy without Unsubscribe: the durable consumer stays on the server.
         natsSubscription_Destroy(handle)
     }
 
-    /// Up to `batch` messages; an empty array when none arrived within `timeout` (not an error).
+    /// Up to `batch` messages (more when more already wait in the client, see ``safeBatch(_:pending:)``); an empty
+    /// array when none arrived within `timeout` (not an error).
     public func fetch(batch: Int, timeout: Duration) async throws(NATSError) -> [JetStreamMessage] {
         try await thread.run { () throws(NATSError) -> [JetStreamMessage] in
             var list = natsMsgList()
             var jerr = jsErrCode(rawValue: 0)
-            let status = natsSubscription_Fetch(&list, self.handle, Int32(batch), timeout.milliseconds, &jerr)
+            let batch = Self.safeBatch(batch, pending: self.waitingInClient)
+            let status = natsSubscription_Fetch(&list, self.handle, Int32(clamping: batch), timeout.milliseconds, &jerr)
             if status == NATS_TIMEOUT { return [] }
             try check(status, "fetch \(self.durable)", jsError: jerr)
             var messages: [JetStreamMessage] = []
