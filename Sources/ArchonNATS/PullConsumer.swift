@@ -11,6 +11,9 @@ public final class PullConsumer: @unchecked Sendable {
     /// One thread per pull subscription: nats.c's fetch is not meant to be called concurrently.
     private let thread: BlockingCalls
     public let durable: String
+    /// Messages fetched beyond the batch asked for (see ``fetchSize(batch:waiting:)``), handed out first by the next
+    /// fetch. Raw handles, not `JetStreamMessage`s (which hold the consumer: a cycle). Touched only on `thread`.
+    private var kept: [OpaquePointer] = []
 
     private init(handle: OpaquePointer, jetStream: JetStream, thread: BlockingCalls, durable: String) {
         self.handle = handle
@@ -41,19 +44,20 @@ public final class PullConsumer: @unchecked Sendable {
         return PullConsumer(handle: handle.pointer, jetStream: jetStream, thread: thread, durable: durable)
     }
 
-    /// The batch to ask nats.c for when `pending` messages already wait in the subscription (deliveries of an
+    /// How many messages to ask nats.c for when `waiting` messages already wait in the subscription (deliveries of an
     /// earlier pull request that arrived after its fetch gave up, and the server's 408s for expired requests).
     ///
     /// nats.c before 3.8.3 (Debian 12 ships 3.4.1) overflows its message array in `natsSubscription_Fetch` when more
-    /// than half of the batch is taken from messages already pending: it then asks the server for `batch - taken`,
-    /// waits until it holds exactly that many, which it never does, and stores every further delivery past the end
-    /// of the array (upstream commit 0a42cd4e, "Fix heap buffer overflow in _fetch"). Seen here as `free(): invalid
-    /// pointer` in `natsMsgList_Destroy` and `malloc(): invalid size` elsewhere, under load. Asking for more than
-    /// twice what waits (with room for a few more arriving meanwhile) keeps the count it waits for above what it
-    /// already holds, so the loop ends inside the array.
-    static func safeBatch(_ batch: Int, pending: Int) -> Int {
-        let margin = 64
-        return max(batch, 2 * (max(pending, 0) + margin) + 1)
+    /// than half of the batch is taken from messages already waiting and more arrive during the fetch: it asks the
+    /// server for `batch - taken`, waits until it holds exactly that many, which it never does, and stores every
+    /// further delivery past the end of the array (upstream commit 0a42cd4e, "Fix heap buffer overflow in _fetch").
+    /// Seen here as `free(): invalid pointer` in `natsMsgList_Destroy` and `malloc(): invalid size` elsewhere, under
+    /// load. Asking for more than twice what waits (with room for 64 arriving meanwhile) keeps the count it waits for
+    /// above what it holds, so the loop ends inside the array; what comes beyond `batch` is kept for the next fetch.
+    /// With nothing waiting the batch is the one asked for.
+    static func fetchSize(batch: Int, waiting: Int) -> Int {
+        guard waiting > 0 else { return batch }
+        return max(batch, 2 * (waiting + 64) + 1)
     }
 
     /// The inbox the server answers this consumer's pull requests on.
@@ -66,30 +70,32 @@ public final class PullConsumer: @unchecked Sendable {
     }
 
     deinit {
+        for message in kept { natsMsg_Destroy(message) }
         // Destroy without Unsubscribe: the durable consumer stays on the server.
         natsSubscription_Destroy(handle)
     }
 
-    /// Up to `batch` messages (more when more already wait in the client, see ``safeBatch(_:pending:)``); an empty
-    /// array when none arrived within `timeout` (not an error).
+    /// Up to `batch` messages; an empty array when none arrived within `timeout` (not an error).
     public func fetch(batch: Int, timeout: Duration) async throws(NATSError) -> [JetStreamMessage] {
         try await thread.run { () throws(NATSError) -> [JetStreamMessage] in
-            var list = natsMsgList()
-            var jerr = jsErrCode(rawValue: 0)
-            let batch = Self.safeBatch(batch, pending: self.waitingInClient)
-            let status = natsSubscription_Fetch(&list, self.handle, Int32(clamping: batch), timeout.milliseconds, &jerr)
-            if status == NATS_TIMEOUT { return [] }
-            try check(status, "fetch \(self.durable)", jsError: jerr)
-            var messages: [JetStreamMessage] = []
-            messages.reserveCapacity(Int(list.Count))
-            for i in 0..<Int(list.Count) {
-                if let msg = list.Msgs[i] {
-                    messages.append(JetStreamMessage(handle: msg, consumer: self))
-                    list.Msgs[i] = nil  // now owned by JetStreamMessage
+            if self.kept.isEmpty {
+                var list = natsMsgList()
+                var jerr = jsErrCode(rawValue: 0)
+                let size = Self.fetchSize(batch: batch, waiting: self.waitingInClient)
+                let status = natsSubscription_Fetch(&list, self.handle, Int32(clamping: size), timeout.milliseconds, &jerr)
+                if status == NATS_TIMEOUT { return [] }
+                try check(status, "fetch \(self.durable)", jsError: jerr)
+                for i in 0..<Int(list.Count) {
+                    if let msg = list.Msgs[i] {
+                        self.kept.append(msg)
+                        list.Msgs[i] = nil  // now ours
+                    }
                 }
+                natsMsgList_Destroy(&list)
             }
-            natsMsgList_Destroy(&list)
-            return messages
+            let taken = self.kept.prefix(max(batch, 1)).map { JetStreamMessage(handle: $0, consumer: self) }
+            self.kept.removeFirst(taken.count)
+            return taken
         }
     }
 }
