@@ -217,6 +217,21 @@ def evaluate(p, x, y, chunk):
     return total / x.shape[0], correct / x.shape[0]
 
 
+def training_split(run):
+    """(source, X, y, training indices, validation indices): the run's dataset (``ARCHON_DATASET_PATH`` or the bundled
+    digits), a fixed 20 % validation split, and ``dataSubset`` of the rest."""
+    cfg = run.config
+    source = _resolve(run.dataset_path) if run.dataset_path else bundled_digits_path()
+    x_all, y_all = load_digits(source, bool(cfg.get("dataQualityCheck")))
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(y_all))
+    n_val = len(y_all) // 5
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    subset = float(cfg.get("dataSubset") or 0)
+    if 0 < subset < 1:
+        train_idx = train_idx[: max(1, int(round(len(train_idx) * subset)))]
+    return source, x_all, y_all, train_idx, val_idx
+
+
 def learning_rate(cfg, step, total_steps):
     return float(cfg["learningRate"]) * archon_trainer.schedule_factor(cfg, step, total_steps)
 
@@ -282,14 +297,7 @@ def train(run=RUN):
     clip = cfg.get("gradientClipping") or {}
     clip_norm = float(clip.get("maxNorm", 0) or 0) if clip.get("enabled") else 0.0
 
-    source = _resolve(run.dataset_path) if run.dataset_path else bundled_digits_path()
-    x_all, y_all = load_digits(source, bool(cfg.get("dataQualityCheck")))
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(y_all))
-    n_val = len(y_all) // 5
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    subset = float(cfg.get("dataSubset") or 0)
-    if 0 < subset < 1:
-        train_idx = train_idx[: max(1, int(round(len(train_idx) * subset)))]
+    source, x_all, y_all, train_idx, val_idx = training_split(run)
     x_train, y_train = x_all[train_idx].astype(dtype), y_all[train_idx]
     x_val, y_val = x_all[val_idx].astype(dtype), y_all[val_idx]
     n = len(y_train)

@@ -33,14 +33,13 @@ _cores = RUN.config.get("resources", {}).get("cpuCores", 0) or 0
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, str(max(1, int(_cores))))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from archon_trainer.pytorch import Training  # noqa: E402
 
 sys.path.insert(0, HERE)
-from digits_mlp import SPLIT_SEED, _resolve, bundled_digits_path, load_digits  # noqa: E402
+from digits_mlp import training_split  # noqa: E402
 
 
 def peak_memory():
@@ -59,14 +58,7 @@ def train(run=RUN):
     torch.set_num_threads(max(1, int(_cores)))
     hidden = run.hyperparameter("hidden", 256, int)
     momentum = run.hyperparameter("momentum", 0.9, float)
-    source = _resolve(run.dataset_path) if run.dataset_path else bundled_digits_path()
-    x_all, y_all = load_digits(source, bool(cfg.get("dataQualityCheck")))
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(y_all))
-    n_val = len(y_all) // 5
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    subset = float(cfg.get("dataSubset") or 0)
-    if 0 < subset < 1:
-        train_idx = train_idx[: max(1, int(round(len(train_idx) * subset)))]
+    source, x_all, y_all, train_idx, val_idx = training_split(run)
     x_train = torch.tensor(x_all[train_idx], dtype=torch.float32)
     y_train = torch.tensor(y_all[train_idx])
     x_val, y_val = torch.tensor(x_all[val_idx], dtype=torch.float32), torch.tensor(y_all[val_idx])
