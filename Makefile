@@ -1,6 +1,6 @@
 # Archon Fleet. `make demo` runs the system; `make test` runs every test. Both install what is missing.
 SHELL := /bin/bash
-.PHONY: deps build test test-nats-current demo proto check-proto clean bench-state fuzz
+.PHONY: deps build test test-nats-current demo proto check-proto clean bench bench-state fuzz
 
 deps:
 	scripts/install-deps
@@ -27,6 +27,9 @@ test: deps check-proto
 	# The API contract: schemathesis (every check, stateful phase) against a dev fleet, docs/openapi.yaml the contract.
 	swift build --product archon 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]'; test $${PIPESTATUS[0]} -eq 0
 	scripts/api-contract
+	# The benchmarks, briefly (make bench is the real run): they fail when a contender stops or a remediation never comes.
+	.build/debug/archon bench ingest --jobs 200,0 --events 5000 --rounds 1
+	.build/debug/archon bench latency --jobs 200 --samples 20 --load 0,1000
 	# What deploy/ ships: systemd units, Kubernetes manifests, alert rules and the Grafana dashboard, checked offline.
 	scripts/check-deploy
 	# Every input the fuzzers ever kept (crashes fixed included) through every decoder, then a short libFuzzer pass.
@@ -44,6 +47,10 @@ test-nats-current: deps
 
 demo: deps
 	scripts/demo
+
+# Ingest against a bare consumer of the same stream, and decision latency idle and under load (docs/performance.md).
+bench: deps
+	scripts/bench
 
 # The controller's state at 1k, 10k and 100k jobs: bytes per batch, rebuild time (docs/performance.md).
 bench-state: deps

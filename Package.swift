@@ -22,6 +22,8 @@ let package = Package(
         // Ed25519 (signed assignments, NATS NKeys) and SHA-256 (checkpoint checksums, API token hashes).
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // Latency percentiles of `archon bench latency` (p50/p99/p999 without keeping every sample).
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // System libraries (Debian: libnats-dev, libprotobuf-c-dev).
@@ -80,6 +82,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: strict
         ),

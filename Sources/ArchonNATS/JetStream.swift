@@ -126,6 +126,20 @@ public final class JetStream: @unchecked Sendable {
         }
     }
 
+    /// Where a durable consumer stands: the highest stream sequence below which everything is acknowledged, what it
+    /// has delivered, what waits for it, and what it delivered without an acknowledgement yet.
+    public func consumerProgress(stream: String, durable: String) async throws(NATSError) -> ConsumerProgress {
+        try await connection.blocking.run { () throws(NATSError) -> ConsumerProgress in
+            var info: UnsafeMutablePointer<jsConsumerInfo>?
+            var jerr = jsErrCode(rawValue: 0)
+            try check(js_GetConsumerInfo(&info, self.handle, stream, durable, nil, &jerr), "consumer info \(stream)/\(durable)", jsError: jerr)
+            defer { jsConsumerInfo_Destroy(info) }
+            let i = info!.pointee
+            return ConsumerProgress(ackFloor: i.AckFloor.Stream, delivered: i.Delivered.Stream, pending: i.NumPending,
+                                    ackPending: Int(i.NumAckPending))
+        }
+    }
+
     /// The message stored at `sequence`, or nil when there is none (deleted, purged, or never written).
     public func message(_ stream: String, sequence: UInt64) async throws(NATSError) -> (subject: String, payload: [UInt8])? {
         try await connection.blocking.run { () throws(NATSError) -> (subject: String, payload: [UInt8])? in
@@ -181,4 +195,16 @@ public final class JetStream: @unchecked Sendable {
     public func existingKeyValue(bucket: String) async throws(NATSError) -> KeyValue {
         try await KeyValue.open(jetStream: self, config: KeyValueConfig(bucket: bucket), create: false)
     }
+}
+
+/// A durable consumer's position in its stream (``JetStream/consumerProgress(stream:durable:)``).
+public struct ConsumerProgress: Sendable, Equatable {
+    /// Every message at or below this stream sequence is acknowledged.
+    public var ackFloor: UInt64
+    /// The highest stream sequence delivered.
+    public var delivered: UInt64
+    /// Messages not delivered yet.
+    public var pending: UInt64
+    /// Messages delivered and not acknowledged yet.
+    public var ackPending: Int
 }

@@ -1,0 +1,171 @@
+import ArchonController
+import ArchonCore
+import ArchonModel
+import ArchonNATS
+import ArchonWire
+import Foundation
+public import Logging
+import ServiceLifecycle
+
+/// `archon bench ingest`: how fast the controller consumes the event stream, against the yardstick of a bare pull
+/// consumer over the same nats.c wrapper draining the same stream with the same batch, only counting and acking.
+///
+/// Each round starts a fresh nats-server, stores a fleet of `jobs` running jobs as the controller's state (through
+/// the real `StateStore`), fills the events stream with `events` events of those jobs from ``EventSimulator``, then
+/// lets the bare consumer and a real ``Controller`` (leader, in this process) each drain their own durable consumer
+/// of it, one after the other. A rate is events over the time from the consumer's first acknowledgement to its
+/// last, read from the server's own account of the consumer (its ack floor), polled every 20 ms; a controller that
+/// has not drained the stream after 30 s is measured on what it consumed by then.
+public enum IngestBenchmark {
+    public struct Row: Codable, Sendable {
+        /// Jobs the controller tracks; 0 = every event is of a job it does not know.
+        public var trackedJobs: Int
+        public var nodes: Int
+        public var events: Int
+        public var batch: Int
+        /// Events per second, one entry per round.
+        public var controller: [Double]
+        public var bare: [Double]
+        /// Median controller rate over median bare rate.
+        public var ratio: Double
+        /// Mean stored size of one event, bytes.
+        public var eventBytes: Int
+    }
+
+    public static func run(trackedJobs: Int, simulatedJobs: Int, events: Int, rounds: Int, batch: Int,
+                           logger: Logger, progress: @Sendable (String) -> Void = { _ in }) async throws -> Row {
+        let now = UnixTime.nowMillis()
+        let nodes = max(1, (max(trackedJobs, simulatedJobs) + 3) / 4)  // 4 jobs of one GPU on nodes of 8: all placed
+        let fleet = trackedJobs > 0 ? StateScale.runningFleet(jobs: trackedJobs, nodes: nodes, at: now) : nil
+        let placements: [EventSimulator.Placement]
+        if let fleet {
+            placements = fleet.jobs.filter { $0.status == .running }.map {
+                EventSimulator.Placement(jobID: $0.spec.id, nodeID: $0.nodeID, attempt: $0.attempt, nextSequence: 3)  // 1, 2: accepted, started
+            }
+        } else {
+            placements = EventSimulator.placements(jobs: simulatedJobs, nodes: nodes)
+        }
+        var controllerRates: [Double] = []
+        var bareRates: [Double] = []
+        var eventBytes = 0
+        for round in 1...max(1, rounds) {
+            let server = try NATSServer()
+            defer { server.stop() }
+            let connection = try await NATSConnection.connect(NATSOptions(servers: [server.url], name: "archon-bench-ingest"), logger: logger)
+            defer { connection.close() }
+            let js = try connection.jetStream(timeout: .seconds(30))
+            try await Fleet.ensureStreams(js)
+            if var core = fleet {
+                let store = try await StateStore.open(js, writer: "bench", flushInterval: .seconds(3600), logger: logger)
+                _ = try await store.commit(core.takeChanges().map { ($0, core.stored($0)) }, outbox: [])
+                await store.flush()
+            }
+            eventBytes = try await fill(connection, js, placements: placements, events: events, seed: UInt64(round), at: now)
+            progress("round \(round): \(events) events stored; bare consumer…")
+            bareRates.append(try await drainBare(js, events: events, batch: batch))
+            progress("round \(round): bare \(Int(bareRates.last!)) events/s; controller…")
+            controllerRates.append(try await drainController(server: server, js: js, events: events, batch: batch, logger: logger))
+            progress("round \(round): controller \(Int(controllerRates.last!)) events/s")
+        }
+        let ratio = median(controllerRates) / max(median(bareRates), 1)
+        return Row(trackedJobs: trackedJobs, nodes: nodes, events: events, batch: batch, controller: controllerRates, bare: bareRates,
+                   ratio: ratio, eventBytes: eventBytes)
+    }
+
+    /// Publishes `events` simulated events (core NATS publishes, flushed every 10,000) and waits until the stream holds
+    /// them all. Returns the mean payload size.
+    static func fill(_ connection: NATSConnection, _ js: JetStream, placements: [EventSimulator.Placement], events: Int,
+                     seed: UInt64, at now: Int64) async throws -> Int {
+        var simulator = EventSimulator(jobs: placements, options: EventSimulator.Options(seed: seed))
+        var bytes = 0
+        for i in 0..<events {
+            let (subject, event) = simulator.next(timeMs: now + Int64(i))
+            let payload = event.encoded()
+            bytes += payload.count
+            try connection.publish(subject, payload)
+            if i % 10_000 == 9_999 { try await connection.flush(timeout: .seconds(30)) }
+        }
+        try await connection.flush(timeout: .seconds(30))
+        let deadline = ContinuousClock.now + .seconds(120)
+        while try await js.streamBounds(Fleet.eventsStream).last < UInt64(events) {
+            guard ContinuousClock.now < deadline else { throw DevError("the events stream did not reach \(events) messages") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return bytes / max(events, 1)
+    }
+
+    /// The yardstick: fetch `batch`, acknowledge each message, count; events per second.
+    static func drainBare(_ js: JetStream, events: Int, batch: Int) async throws -> Double {
+        let durable = "bench-bare"
+        let consumer = try await js.pullConsumer(stream: Fleet.eventsStream, durable: durable, filterSubject: Fleet.eventsSubjects)
+        var seen = 0
+        var started: ContinuousClock.Instant?
+        while seen < events {
+            let messages = try await consumer.fetch(batch: batch, timeout: .seconds(2))
+            guard !messages.isEmpty else { throw DevError("the bare consumer stopped at \(seen) of \(events) events") }
+            if started == nil { started = .now }
+            for message in messages { try message.ack() }
+            seen += messages.count
+        }
+        // The rate counts from the first batch to the last acknowledgement the server has recorded.
+        try await waitForAckFloor(js, durable: durable, events: events)
+        return Double(events - batch) / seconds(ContinuousClock.now - started!)
+    }
+
+    /// A real controller, leader of an empty election, consuming with its own durable; events per second.
+    static func drainController(server: NATSServer, js: JetStream, events: Int, batch: Int, logger: Logger,
+                                window: Duration = .seconds(30)) async throws -> Double {
+        let config = ControllerConfig(id: "bench", nats: server.url, httpPort: 0, leaseSeconds: 10, fetchBatch: batch,
+                                      ackWaitSeconds: 60, stateFlushSeconds: 3600)
+        let controller = try Controller(config: config, logger: logger)
+        let task = Task {
+            try await ServiceGroup(configuration: .init(services: [controller], logger: logger)).run()
+        }
+        defer { task.cancel() }
+        var started: ContinuousClock.Instant?
+        var firstFloor: UInt64 = 0
+        let deadline = ContinuousClock.now + .seconds(600)
+        while ContinuousClock.now < deadline {
+            if let progress = try? await js.consumerProgress(stream: Fleet.eventsStream, durable: Controller.durableName) {
+                if started == nil, progress.ackFloor > 0 {
+                    started = .now
+                    firstFloor = progress.ackFloor
+                }
+                // The whole stream, or what it consumed in `window` when slower: a rate either way.
+                if let started, progress.ackFloor >= UInt64(events) || ContinuousClock.now - started >= window {
+                    let rate = Double(Int(progress.ackFloor) - Int(firstFloor)) / seconds(ContinuousClock.now - started)
+                    task.cancel()
+                    _ = try? await task.value
+                    return rate
+                }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw DevError("the controller did not consume \(events) events within 10 minutes")
+    }
+
+    static func waitForAckFloor(_ js: JetStream, durable: String, events: Int) async throws {
+        while try await js.consumerProgress(stream: Fleet.eventsStream, durable: durable).ackFloor < UInt64(events) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    static func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
+
+    /// The table `archon bench ingest` prints.
+    public static func table(_ rows: [Row]) -> String {
+        var out = "| tracked jobs | nodes | events | bytes/event | controller events/s | bare consumer events/s | ratio |\n"
+        out += "|---:|---:|---:|---:|---:|---:|---:|\n"
+        for r in rows {
+            let controller = r.controller.map { String(format: "%.0f", $0) }.joined(separator: " / ")
+            let bare = r.bare.map { String(format: "%.0f", $0) }.joined(separator: " / ")
+            out += "| \(r.trackedJobs == 0 ? "0 (unknown jobs)" : "\(r.trackedJobs)") | \(r.nodes) | \(r.events) | \(r.eventBytes) | "
+            out += "\(controller) | \(bare) | " + String(format: "%.2f", r.ratio) + " |\n"
+        }
+        return out
+    }
+}
