@@ -37,57 +37,32 @@ public enum IngestBenchmark {
         let now = UnixTime.nowMillis()
         let nodes = max(1, (max(trackedJobs, simulatedJobs) + 3) / 4)  // 4 jobs of one GPU on nodes of 8: all placed
         let fleet = trackedJobs > 0 ? StateScale.runningFleet(jobs: trackedJobs, nodes: nodes, at: now) : nil
-        let placements: [EventSimulator.Placement]
-        if let fleet {
-            placements = fleet.jobs.filter { $0.status == .running }.map {
-                EventSimulator.Placement(jobID: $0.spec.id, nodeID: $0.nodeID, attempt: $0.attempt, nextSequence: 3)  // 1, 2: accepted, started
-            }
-        } else {
-            placements = EventSimulator.placements(jobs: simulatedJobs, nodes: nodes)
-        }
+        let placements = fleet.map(StateScale.runningPlacements) ?? EventSimulator.placements(jobs: simulatedJobs, nodes: nodes)
         var controllerRates: [Double] = []
         var bareRates: [Double] = []
         var eventBytes = 0
         for round in 1...max(1, rounds) {
-            let server = try NATSServer()
-            defer { server.stop() }
-            let connection = try await NATSConnection.connect(NATSOptions(servers: [server.url], name: "archon-bench-ingest"), logger: logger)
-            defer { connection.close() }
-            let js = try connection.jetStream(timeout: .seconds(30))
-            try await Fleet.ensureStreams(js)
-            if var core = fleet {
-                let store = try await StateStore.open(js, writer: "bench", flushInterval: .seconds(3600), logger: logger)
-                _ = try await store.commit(core.takeChanges().map { ($0, core.stored($0)) }, outbox: [])
-                await store.flush()
-            }
-            eventBytes = try await fill(connection, js, placements: placements, events: events, seed: UInt64(round), at: now)
+            let bench = try await Bench.Server.start(name: "archon-bench-ingest", storing: fleet, logger: logger)
+            defer { bench.stop() }
+            eventBytes = try await fill(bench, placements: placements, events: events, seed: UInt64(round), at: now)
             progress("round \(round): \(events) events stored; bare consumer…")
-            bareRates.append(try await drainBare(js, events: events, batch: batch))
+            bareRates.append(try await drainBare(bench.js, events: events, batch: batch))
             progress("round \(round): bare \(Int(bareRates.last!)) events/s; controller…")
-            controllerRates.append(try await drainController(server: server, js: js, events: events, batch: batch, logger: logger))
+            controllerRates.append(try await drainController(server: bench.server, js: bench.js, events: events, batch: batch, logger: logger))
             progress("round \(round): controller \(Int(controllerRates.last!)) events/s")
         }
-        let ratio = median(controllerRates) / max(median(bareRates), 1)
+        let ratio = Bench.median(controllerRates) / max(Bench.median(bareRates), 1)
         return Row(trackedJobs: trackedJobs, nodes: nodes, events: events, batch: batch, controller: controllerRates, bare: bareRates,
                    ratio: ratio, eventBytes: eventBytes)
     }
 
-    /// Publishes `events` simulated events (core NATS publishes, flushed every 10,000) and waits until the stream holds
-    /// them all. Returns the mean payload size.
-    static func fill(_ connection: NATSConnection, _ js: JetStream, placements: [EventSimulator.Placement], events: Int,
-                     seed: UInt64, at now: Int64) async throws -> Int {
+    /// Publishes `events` simulated events, stamped one millisecond apart, and waits until the stream holds them all.
+    /// Returns the mean payload size.
+    static func fill(_ bench: Bench.Server, placements: [EventSimulator.Placement], events: Int, seed: UInt64, at now: Int64) async throws -> Int {
         var simulator = EventSimulator(jobs: placements, options: EventSimulator.Options(seed: seed))
-        var bytes = 0
-        for i in 0..<events {
-            let (subject, event) = simulator.next(timeMs: now + Int64(i))
-            let payload = event.encoded()
-            bytes += payload.count
-            try connection.publish(subject, payload)
-            if i % 10_000 == 9_999 { try await connection.flush(timeout: .seconds(30)) }
-        }
-        try await connection.flush(timeout: .seconds(30))
+        let bytes = try await simulator.publish(events, on: bench.connection) { now + Int64($0) }
         let deadline = ContinuousClock.now + .seconds(120)
-        while try await js.streamBounds(Fleet.eventsStream).last < UInt64(events) {
+        while try await bench.js.streamBounds(Fleet.eventsStream).last < UInt64(events) {
             guard ContinuousClock.now < deadline else { throw DevError("the events stream did not reach \(events) messages") }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -109,7 +84,7 @@ public enum IngestBenchmark {
         }
         // The rate counts from the first batch to the last acknowledgement the server has recorded.
         try await waitForAckFloor(js, durable: durable, events: events)
-        return Double(events - batch) / seconds(ContinuousClock.now - started!)
+        return Double(events - batch) / Bench.seconds(ContinuousClock.now - started!)
     }
 
     /// A real controller, leader of an empty election, consuming with its own durable; events per second.
@@ -133,7 +108,7 @@ public enum IngestBenchmark {
                 }
                 // The whole stream, or what it consumed in `window` when slower: a rate either way.
                 if let started, progress.ackFloor >= UInt64(events) || ContinuousClock.now - started >= window {
-                    let rate = Double(Int(progress.ackFloor) - Int(firstFloor)) / seconds(ContinuousClock.now - started)
+                    let rate = Double(Int(progress.ackFloor) - Int(firstFloor)) / Bench.seconds(ContinuousClock.now - started)
                     task.cancel()
                     _ = try? await task.value
                     return rate
@@ -149,12 +124,6 @@ public enum IngestBenchmark {
             try await Task.sleep(for: .milliseconds(20))
         }
     }
-
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
-
-    static func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
 
     /// The table `archon bench ingest` prints.
     public static func table(_ rows: [Row]) -> String {

@@ -32,22 +32,14 @@ public enum LatencyBenchmark {
                            progress: @Sendable (String) -> Void = { _ in }) async throws -> [Row] {
         let now = UnixTime.nowMillis()
         let nodes = max(1, (jobs + 3) / 4)
-        var core = StateScale.runningFleet(jobs: jobs, nodes: nodes, at: now)
-        let running = core.jobs.filter { $0.status == .running }.map {
-            EventSimulator.Placement(jobID: $0.spec.id, nodeID: $0.nodeID, attempt: $0.attempt, nextSequence: 3)
-        }
+        let core = StateScale.runningFleet(jobs: jobs, nodes: nodes, at: now)
+        let running = StateScale.runningPlacements(core)
         guard running.count >= samples * max(1, loadRates.count) + 1 else {
             throw DevError("\(jobs) jobs give \(running.count) running ones: too few for \(samples) samples at \(loadRates.count) rates")
         }
-        let server = try NATSServer()
-        defer { server.stop() }
-        let connection = try await NATSConnection.connect(NATSOptions(servers: [server.url], name: "archon-bench-latency"), logger: logger)
-        defer { connection.close() }
-        let js = try connection.jetStream(timeout: .seconds(30))
-        try await Fleet.ensureStreams(js)
-        let store = try await StateStore.open(js, writer: "bench", flushInterval: .seconds(3600), logger: logger)
-        _ = try await store.commit(core.takeChanges().map { ($0, core.stored($0)) }, outbox: [])
-        await store.flush()
+        let bench = try await Bench.Server.start(name: "archon-bench-latency", storing: core, logger: logger)
+        defer { bench.stop() }
+        let js = bench.js
 
         let policy = FileManager.default.temporaryDirectory.appendingPathComponent("archon-bench-policy-\(UUID().uuidString).yaml")
         // Backoff 0: nothing but the controller between the failure and the restart. The fleet rules off: hundreds of
@@ -62,7 +54,7 @@ public enum LatencyBenchmark {
 
             """.write(to: policy, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: policy) }
-        let config = ControllerConfig(id: "bench", nats: server.url, httpPort: 0, policyFile: policy.path, leaseSeconds: 10,
+        let config = ControllerConfig(id: "bench", nats: bench.server.url, httpPort: 0, policyFile: policy.path, leaseSeconds: 10,
                                       ackWaitSeconds: 60, stateFlushSeconds: 3600)
         let controller = try Controller(config: config, logger: logger)
         let service = Task { try await ServiceGroup(configuration: .init(services: [controller], logger: logger)).run() }
@@ -87,7 +79,10 @@ public enum LatencyBenchmark {
         let loadJobs = Array(running.suffix(max(1, running.count - samples * loadRates.count)))
         var rows: [Row] = []
         for rate in loadRates {
-            let load = rate > 0 ? Task { try await publishLoad(connection, jobs: loadJobs, rate: rate, seed: UInt64(rate)) } : nil
+            let load = rate > 0 ? Task {
+                var simulator = EventSimulator(jobs: loadJobs, options: EventSimulator.Options(nodeHeartbeatShare: 0, seed: UInt64(rate)))
+                try await simulator.publish(nil, on: bench.connection, rate: Double(rate))
+            } : nil
             defer { load?.cancel() }
             if load != nil { try await Task.sleep(for: .seconds(1)) }  // the load settles
             var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
@@ -104,7 +99,7 @@ public enum LatencyBenchmark {
                 guard let seen = try await assigned.wait(for: job.jobID, timeout: .seconds(30)) else {
                     throw DevError("no new assignment for \(job.jobID) within 30 s")
                 }
-                histogram.record(UInt64(max(0, IngestBenchmark.seconds(seen - started) * 1e6)))
+                histogram.record(UInt64(max(0, Bench.seconds(seen - started) * 1e6)))
             }
             let row = Row(loadRate: rate, samples: Int(histogram.totalCount),
                           p50Millis: Double(histogram.valueAtPercentile(50)) / 1000,
@@ -125,22 +120,6 @@ public enum LatencyBenchmark {
             out += [r.p50Millis, r.p99Millis, r.p999Millis, r.maxMillis].map { String(format: "%.1f ms", $0) }.joined(separator: " | ") + " |\n"
         }
         return out
-    }
-
-    /// Simulated events of `jobs` at `rate` per second, until cancelled (core NATS: the stream stores them).
-    static func publishLoad(_ connection: NATSConnection, jobs: [EventSimulator.Placement], rate: Int, seed: UInt64) async throws {
-        var simulator = EventSimulator(jobs: jobs, options: EventSimulator.Options(nodeHeartbeatShare: 0, seed: seed))
-        let tick = Duration.milliseconds(10)
-        let perTick = max(1, rate / 100)
-        var due = ContinuousClock.now
-        while !Task.isCancelled {
-            for _ in 0..<perTick {
-                let (subject, event) = simulator.next(timeMs: UnixTime.nowMillis())
-                try connection.publish(subject, event.encoded())
-            }
-            due += tick
-            try await Task.sleep(until: due)
-        }
     }
 
     static func waitUntilConsuming(_ js: JetStream) async throws {

@@ -47,8 +47,7 @@ public enum StateBenchmark {
             let changes = core.takeChanges().map { ($0, core.stored($0)) }
             let started = ContinuousClock.now
             epochBytes.append(try await store.commit(changes, outbox: []))
-            epochMillis.append(Double((ContinuousClock.now - started).components.attoseconds) / 1e15
-                               + Double((ContinuousClock.now - started).components.seconds) * 1000)
+            epochMillis.append(Bench.seconds(ContinuousClock.now - started) * 1000)
         }
         for n in 0..<min(256, nodes) {
             let beat = TrainingEvent(jobID: "", nodeID: "node-\(n)", attempt: 0, sequence: 0, timeMs: now + 200_000, body: .heartbeat(Heartbeat()))
@@ -64,12 +63,10 @@ public enum StateBenchmark {
         }
         return Row(
             jobs: jobs, nodes: nodes, running: running, fullStateBytes: fullBytes,
-            epochBatchBytes: median(epochBytes), heartbeatBatchBytes: heartbeatBytes, epochBatchMillis: median(epochMillis),
-            rebuildSeconds: Double(rebuild.components.seconds) + Double(rebuild.components.attoseconds) / 1e18,
+            epochBatchBytes: Bench.median(epochBytes), heartbeatBatchBytes: heartbeatBytes, epochBatchMillis: Bench.median(epochMillis),
+            rebuildSeconds: Bench.seconds(rebuild),
             residentMiB: residentMiB())
     }
-
-    static func median<T: Comparable>(_ values: [T]) -> T { values.sorted()[values.count / 2] }
 
     static func residentMiB() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),

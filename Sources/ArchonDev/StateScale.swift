@@ -39,6 +39,14 @@ public enum StateScale {
         return core
     }
 
+    /// The running jobs of a ``runningFleet(jobs:nodes:at:)`` as the simulator runs them: each on its node, on attempt
+    /// 1, its next event sequence 3 (1 and 2 were its accepted and started).
+    public static func runningPlacements(_ core: FleetController) -> [EventSimulator.Placement] {
+        core.jobs.filter { $0.status == .running }.map {
+            EventSimulator.Placement(jobID: $0.spec.id, nodeID: $0.nodeID, attempt: $0.attempt, nextSequence: 3)
+        }
+    }
+
     /// What 256 agents' events look like in one batch: an epoch of `count` distinct running jobs.
     public static func epochBatch(_ core: inout FleetController, count: Int, epoch: Int, at now: Int64) -> Int {
         var applied = 0

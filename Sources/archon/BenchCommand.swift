@@ -22,7 +22,7 @@ struct BenchCommand: AsyncParsableCommand {
             var logger = Logger(label: "archon.bench")
             logger.logLevel = .error
             var rows: [IngestBenchmark.Row] = []
-            for size in jobs.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
+            for size in numbers(jobs) {
                 say(size == 0 ? "measuring events of 200 unknown jobs…" : "measuring \(size) tracked jobs…")
                 rows.append(try await IngestBenchmark.run(trackedJobs: size, simulatedJobs: 200, events: events, rounds: rounds,
                                                           batch: batch, logger: logger) { say("  \($0)") })
@@ -44,7 +44,7 @@ struct BenchCommand: AsyncParsableCommand {
         func run() async throws {
             var logger = Logger(label: "archon.bench")
             logger.logLevel = .error
-            let rates = load.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let rates = numbers(load)
             let rows = try await LatencyBenchmark.run(jobs: jobs, samples: samples, loadRates: rates.isEmpty ? [0] : rates,
                                                       logger: logger) { say("  \($0)") }
             say(LatencyBenchmark.table(rows))
@@ -64,7 +64,7 @@ struct BenchCommand: AsyncParsableCommand {
             var logger = Logger(label: "archon.bench")
             logger.logLevel = .warning
             var rows: [StateBenchmark.Row] = []
-            for size in jobs.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
+            for size in numbers(jobs) {
                 let nodes = max(1, Int(Double(size) * nodesPerJob))
                 say("measuring \(size) jobs on \(nodes) nodes…")
                 rows.append(try await StateBenchmark.run(jobs: size, nodes: nodes, logger: logger))
@@ -84,4 +84,9 @@ private func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
 /// One line to standard output, unbuffered: progress shows as it comes, also when the output is a file.
 private func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// The integers of a comma-separated option ("200, 0,10000").
+private func numbers(_ list: String) -> [Int] {
+    list.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
 }

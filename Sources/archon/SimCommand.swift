@@ -43,21 +43,7 @@ struct SimCommand: AsyncParsableCommand {
         var simulator = EventSimulator(jobs: EventSimulator.placements(jobs: jobs, nodes: nodes),
                                        options: EventSimulator.Options(failureRate: failureRate, seed: seed))
         let started = ContinuousClock.now
-        let interval = rate > 0 ? Duration.nanoseconds(Int64(1e9 / rate)) : .zero
-        for i in 0..<events {
-            if rate > 0 {
-                let due = started + interval * i
-                if due > .now { try await Task.sleep(until: due) }
-            }
-            let (subject, event) = simulator.next(timeMs: UnixTime.nowMillis())
-            if acknowledged {
-                _ = try await js.publish(subject, event.encoded(), messageID: "\(event.nodeID)-\(event.jobID)-\(event.attempt)-\(event.sequence)")
-            } else {
-                try nc.publish(subject, event.encoded())
-                if i % 10_000 == 9_999 { try await nc.flush(timeout: .seconds(30)) }
-            }
-        }
-        try await nc.flush(timeout: .seconds(30))
+        try await simulator.publish(events, on: nc, rate: rate, acknowledging: acknowledged ? js : nil)
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         print("published \(events) events of \(jobs) jobs on \(nodes) nodes (\(simulator.failures) failures) in "
