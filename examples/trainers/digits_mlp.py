@@ -50,7 +50,7 @@ except ImportError:  # run from the repository: the helper lives in clients/pyth
     sys.path.insert(0, os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python")))
     import archon_trainer
 
-from archon_trainer import DataCorruption, DivergingLoss
+from archon_trainer import DataCorruption
 
 RUN = archon_trainer.init()
 CFG = RUN.config
@@ -287,9 +287,8 @@ def load(path, hidden, dtype, rng):
 def train(run=RUN):
     cfg = run.config
     hidden = run.hyperparameter("hidden", 64, int)
-    log_every = max(1, run.hyperparameter("logEvery", 10, int))
+    log_every = run.log_every
     momentum = run.hyperparameter("momentum", 0.9, float)
-    max_loss = run.hyperparameter("maxLoss", 0.0, float)  # 0 = only NaN/Inf count as divergence
     batch = max(1, int(cfg["batchSize"]))
     accum = max(1, int(cfg["gradientAccumulationSteps"]))
     epochs = int(cfg["epochs"])
@@ -335,12 +334,11 @@ def train(run=RUN):
                 loss, grads = forward_backward(params, xb, yb)
             loss_sum += loss * len(idx)
             seen += len(idx)
-            if not math.isfinite(loss) or (max_loss > 0 and loss > max_loss):
+            if archon_trainer.loss_diverges(loss, run.max_loss):
                 mean = loss_sum / seen
                 run.epoch(epoch, epochs, mean, lr, time.monotonic() - t0, step)
                 log(f"epoch {epoch}/{epochs} loss {mean} at step {step}: diverged")
-                run.check_finite(loss, epoch=epoch, step=step)  # NaN/Inf: raises DivergingLoss
-                raise DivergingLoss(f"loss {loss:.3g} exceeds maxLoss {max_loss:g} at epoch {epoch}, step {step} (exploding)")
+                run.check_finite(loss, epoch=epoch, step=step, max_loss=run.max_loss)  # raises DivergingLoss
             # accumulate sample-weighted gradients; the step uses their mean over the effective batch
             if acc is None:
                 acc = {k: g * len(idx) for k, g in grads.items()}

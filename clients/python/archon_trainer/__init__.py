@@ -147,6 +147,7 @@ __all__ = [
     "encode_event",
     "init",
     "load_config",
+    "loss_diverges",
     "schedule_factor",
 ]
 
@@ -347,6 +348,12 @@ def classify_exception(exc):
     return "crash"
 
 
+def loss_diverges(value, max_loss=0.0):
+    """Whether a loss means divergence: NaN or infinite, or above ``max_loss`` when that is above 0."""
+    value = _num(value)
+    return not math.isfinite(value) or (max_loss > 0 and value > max_loss)
+
+
 # --------------------------------------------------------------------------- learning-rate schedule
 
 
@@ -417,6 +424,16 @@ class Run:
         if cast is bool:
             return str(raw).strip().lower() in ("1", "true", "yes", "on")
         return cast(raw)
+
+    @property
+    def log_every(self):
+        """``hyperparameters.logEvery``: optimiser steps between ``step`` events (default 10, at least 1)."""
+        return max(1, self.hyperparameter("logEvery", 10, int))
+
+    @property
+    def max_loss(self):
+        """``hyperparameters.maxLoss``: a finite loss above it diverges too; 0 (the default) = only NaN and Inf."""
+        return self.hyperparameter("maxLoss", 0.0, float)
 
     def resume_path(self):
         """``ARCHON_RESUME_FROM``, or None for a fresh start."""
@@ -532,18 +549,20 @@ class Run:
     # ---------------------------------------------------------------- failure handling
 
     @staticmethod
-    def check_finite(loss, epoch=None, step=None):
-        """Raise :class:`DivergingLoss` unless ``loss`` is a finite number; return it as float."""
+    def check_finite(loss, epoch=None, step=None, max_loss=0.0):
+        """Raise :class:`DivergingLoss` when ``loss`` diverges (:func:`loss_diverges`); else return it as float."""
         value = _num(loss)
+        if not loss_diverges(value, max_loss):
+            return value
+        where = []
+        if epoch is not None:
+            where.append(f"epoch {epoch}")
+        if step is not None:
+            where.append(f"step {step}")
+        at = (" at " + ", ".join(where)) if where else ""
         if not math.isfinite(value):
-            where = []
-            if epoch is not None:
-                where.append(f"epoch {epoch}")
-            if step is not None:
-                where.append(f"step {step}")
-            at = (" at " + ", ".join(where)) if where else ""
             raise DivergingLoss(f"loss is {_finite(value)}{at}")
-        return value
+        raise DivergingLoss(f"loss {value:.3g} exceeds maxLoss {max_loss:g}{at} (exploding)")
 
     def report_exception(self, exc):
         """Report ``exc`` as an error event (once per run); return its class."""

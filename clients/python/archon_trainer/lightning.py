@@ -77,7 +77,6 @@ must come from the same package.
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
@@ -90,7 +89,7 @@ except ImportError:
     except ImportError as e:
         raise ImportError("archon_trainer.lightning needs PyTorch Lightning: pip install pytorch-lightning") from e
 
-from . import DivergingLoss, Run
+from . import DivergingLoss, Run, loss_diverges
 from .pytorch import lr_scheduler, retarget_learning_rate
 
 __all__ = ["ArchonCallback", "ckpt_path", "configure_optimizers", "trainer_kwargs"]
@@ -177,8 +176,8 @@ class ArchonCallback(pl.Callback):
 
     def __init__(self, run: Run, log_every=None, max_loss=None):
         self.run = run
-        self.log_every = max(1, int(log_every or run.hyperparameter("logEvery", 10, int)))
-        self.max_loss = max_loss if max_loss is not None else run.hyperparameter("maxLoss", 0.0, float)
+        self.log_every = max(1, int(log_every or run.log_every))
+        self.max_loss = max_loss if max_loss is not None else run.max_loss
         self._epoch_started = time.monotonic()
         self._epoch_loss, self._epoch_batches = 0.0, 0
         self._report_loss, self._report_batches, self._report_samples = 0.0, 0, 0
@@ -205,7 +204,7 @@ class ArchonCallback(pl.Callback):
             # Lightning hands on the loss divided by accumulate_grad_batches (what it back-propagates).
             value *= trainer.accumulate_grad_batches
         epoch = trainer.current_epoch + 1
-        if not math.isfinite(value) or (self.max_loss > 0 and value > self.max_loss):
+        if loss_diverges(value, self.max_loss):
             # The epoch's loss as it stands, so that the loss curve Archon watches shows where it diverged.
             self._emit_epoch(trainer, epoch, value, validation=None)
             raise DivergingLoss(f"loss is {value} at epoch {epoch}, step {trainer.global_step}")

@@ -48,7 +48,7 @@ import time
 
 import torch
 
-from . import DivergingLoss, Run, schedule_factor
+from . import DivergingLoss, Run, loss_diverges, schedule_factor
 
 __all__ = ["Training", "lr_scheduler", "retarget_learning_rate"]
 
@@ -100,8 +100,8 @@ class Training:
         self.learning_rate = float(cfg["learningRate"])
         clipping = cfg.get("gradientClipping") or {}
         self.max_norm = float(clipping.get("maxNorm", 0) or 0) if clipping.get("enabled") else 0.0
-        self.log_every = log_every or run.hyperparameter("logEvery", 10, int)
-        self.max_loss = max_loss if max_loss is not None else run.hyperparameter("maxLoss", 0.0, float)
+        self.log_every = log_every or run.log_every
+        self.max_loss = max_loss if max_loss is not None else run.max_loss
         if device is None:
             device = next((p.device for p in model.parameters()), torch.device("cpu"))
         self.device = torch.device(device)
@@ -170,7 +170,7 @@ class Training:
         ``hyperparameters.maxLoss`` when set), before any weight changes.
         """
         value = float(loss.detach().float().item())
-        if not math.isfinite(value) or (self.max_loss and value > self.max_loss):
+        if loss_diverges(value, self.max_loss):
             self.run.epoch(self._epoch, self.total_epochs, value, self.current_learning_rate,
                            time.monotonic() - self._epoch_started, self.step)
             raise DivergingLoss(f"loss is {value} at epoch {self._epoch}, step {self.step}")

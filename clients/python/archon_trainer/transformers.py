@@ -72,7 +72,7 @@ import torch
 import transformers  # the library: absolute import, not this module
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from . import DataCorruption, DivergingLoss, Run, init
+from . import DataCorruption, Run, init, loss_diverges
 from .pytorch import lr_scheduler, retarget_learning_rate
 
 __all__ = ["ArchonCallback", "ArchonTrainer", "SUFFIX", "resume_checkpoint", "training_arguments"]
@@ -114,7 +114,7 @@ def training_arguments(run: Run, output_dir=None, **overrides) -> transformers.T
         num_train_epochs=max(1, int(cfg["epochs"])),
         max_grad_norm=float(clipping.get("maxNorm", 0) or 0) if clipping.get("enabled") else 0.0,
         logging_strategy="steps",
-        logging_steps=max(1, run.hyperparameter("logEvery", 10, int)),
+        logging_steps=run.log_every,
         logging_nan_inf_filter=False,  # else a NaN loss is logged as the mean of the previous ones
         report_to="none",
         disable_tqdm=True,
@@ -163,7 +163,7 @@ class ArchonCallback(transformers.TrainerCallback):
 
     def __init__(self, run: Run, max_loss=None):
         self.run = run
-        self.max_loss = max_loss if max_loss is not None else run.hyperparameter("maxLoss", 0.0, float)
+        self.max_loss = max_loss if max_loss is not None else run.max_loss
         self.total_epochs = max(1, int(run.config["epochs"]))
         heartbeat = int((run.config.get("timeouts") or {}).get("heartbeatSeconds", 0) or 0)
         self.heartbeat_every = heartbeat / 4 if heartbeat > 0 else 30.0
@@ -283,13 +283,11 @@ class ArchonCallback(transformers.TrainerCallback):
         """Raise :class:`DivergingLoss` for a NaN or infinite ``loss``, or one above ``max_loss``; after an
         ``epoch`` event with that loss, which shows the controller where the loss went bad."""
         value = float(loss)
-        if math.isfinite(value) and not (self.max_loss and value > self.max_loss):
+        if not loss_diverges(value, self.max_loss):
             return value
         self._emit(state, lambda: self.run.epoch(self._epoch, self.total_epochs, value, learning_rate,
                                                  time.monotonic() - self._epoch_started, state.global_step))
-        Run.check_finite(value, epoch=self._epoch, step=state.global_step)
-        raise DivergingLoss(f"loss {value:.3g} exceeds maxLoss {self.max_loss:g} at epoch {self._epoch}, "
-                            f"step {state.global_step} (exploding)")
+        return Run.check_finite(value, epoch=self._epoch, step=state.global_step, max_loss=self.max_loss)
 
     # ------------------------------------------------------------------ internals
 
