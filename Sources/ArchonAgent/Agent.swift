@@ -31,9 +31,6 @@ public actor Agent: Service {
     private var lastViolationReportMs: Int64 = 0
     /// Until the first full read of the desired state, nothing is stopped for lack of an assignment.
     private var desiredStateLoaded = false
-    private var nodeSequenceFile: String { "\(config.workDirectory)/node-sequence" }
-    /// Node event sequences stay rising while `node-sequence` cannot be written (disk full).
-    private var nextNodeSequence: UInt64 = 0
     /// Attempts (`<job>#<attempt>`) that ended before a process started: not tried again here even when a full disk
     /// kept their `state.json` from saying so.
     private var endedBeforeStart: Set<String> = []
@@ -45,7 +42,10 @@ public actor Agent: Service {
         self.config = config
         self.logger = logger
         try FileManager.default.createDirectory(atPath: "\(config.workDirectory)/jobs", withIntermediateDirectories: true)
-        outbox = try EventOutbox(directory: "\(config.workDirectory)/outbox", logger: logger)
+        let work = config.workDirectory
+        outbox = try EventOutbox(directory: "\(work)/outbox", sequenceFile: { job, attempt in
+            job.isEmpty ? "\(work)/node-sequence" : JobPaths(workDirectory: work, jobID: job).sequence(attempt)
+        }, logger: logger)
         enforcer = MemoryEnforcer(mode: config.memoryMode, nodeID: config.nodeID, delegated: config.cgroupDelegated, logger: logger)
         gpuSampler = GPUSampler(logger: logger)
         lease = LeaseRenewer(NodeLease(workDirectory: config.workDirectory))
@@ -102,10 +102,15 @@ public actor Agent: Service {
         // Each task returns whether it is the shutdown signal; the others run until cancelled.
         await withTaskGroup(of: Bool.self) { group in
             group.addTask {
-                await self.outbox.run { subject, payload, id in
-                    _ = try await js.publish(subject, payload, messageID: id)
+                guard let publisher = try? AsyncPublisher(connection: connection) else {
+                    self.logger.critical("agent.outbox.no_publisher", metadata: ["reason": "cannot make a JetStream context"])
+                    return false
+                }
+                await self.outbox.run { events in
+                    let done = await publisher.publish(events, timeout: .seconds(5))
                     // An acknowledgement is contact with NATS: the node's lease holds.
-                    self.lease.renewIfDue()
+                    if done > 0 { self.lease.renewIfDue() }
+                    return done
                 }
                 return false
             }
@@ -164,6 +169,9 @@ public actor Agent: Service {
                 let watch = try await kv.watch("\(config.nodeID).>")
                 failures = 0
                 watching: for await event in watch {
+                    // What the watch delivers came from the server: contact with NATS, so the node's lease holds. It
+                    // must hold before a trainer starts from this entry: a shim that finds no lease fences at once.
+                    lease.renewIfDue()
                     switch event {
                     case .entry(let entry):
                         // An entry that could not be judged now is read again with the rest by a new watch.
@@ -309,8 +317,7 @@ public actor Agent: Service {
                 : unavailable.map { JobExited(exitCode: 66, failureClass: .checkpointUnavailable, detail: "agent did not start the job: \($0)") }
                 ?? resource.map { JobExited(exitCode: 127, failureClass: .nodeFault, detail: $0.fault.detail("agent could not start the job: \($0.what)")) }
                 ?? JobExited(exitCode: 127, failureClass: .nodeFault, detail: "agent could not start the process: \(error)")
-            JobProcess.emit(.exited(exited), jobID: assignment.spec.id, attempt: assignment.attempt, nodeID: config.nodeID,
-                            paths: paths, outbox: outbox, logger: logger, nowMs: nowMs)
+            outbox.append(jobID: assignment.spec.id, attempt: assignment.attempt, nodeID: config.nodeID, timeMs: nowMs, body: .exited(exited))
             paths.save(JobRecord(assignment: assignment, shimPID: 0, shimStartTime: 0, trainerPID: 0, startedAtMs: nowMs, cgroup: nil,
                                  oomKillsAtStart: 0, memoryEnforcement: enforcer.capabilities.memory, memoryLimitBytes: nil,
                                  finished: true, exit: exited))
@@ -408,10 +415,7 @@ public actor Agent: Service {
     }
 
     private func emitNode(_ body: TrainingEvent.Body) {
-        let sequence = SequenceFile.take(nodeSequenceFile, atLeast: nextNodeSequence, logger: logger)
-        nextNodeSequence = sequence + 1
-        let event = TrainingEvent(jobID: "", nodeID: config.nodeID, attempt: 0, sequence: sequence, timeMs: UnixTime.nowMillis(), body: body)
-        outbox.append(event)
+        outbox.append(jobID: "", attempt: 0, nodeID: config.nodeID, timeMs: UnixTime.nowMillis(), body: body)
     }
 
     private func serveLogs(_ connection: NATSConnection) async {

@@ -96,9 +96,6 @@ final class JobProcess: @unchecked Sendable {
 
     private let lock = NSLock()
     private var state: Progress
-    /// The next event sequence at least (guarded by `lock`): keeps numbers rising when the sequence file cannot be
-    /// written (disk full), where the file alone would hand out the same number twice.
-    private var nextSequence: UInt64 = 0
     private var readerDone: DispatchSemaphore?
     private var stopReading = false
 
@@ -385,26 +382,10 @@ final class JobProcess: @unchecked Sendable {
 
     // MARK: Events
 
-    /// Publishes an event about this attempt with the next sequence number (persisted first, so a
-    /// restarted agent never reuses one: the stream would drop the new event as a duplicate).
+    /// Publishes an event about this attempt with its next sequence number (see ``EventOutbox``: numbers survive
+    /// restarts, so a restarted agent never reuses one — the stream would drop the new event as a duplicate).
     func emit(_ body: TrainingEvent.Body, nowMs: Int64) {
-        lock.withLock {
-            let used = Self.emit(body, jobID: jobID, attempt: attempt, nodeID: nodeID, paths: paths, outbox: outbox, logger: logger,
-                                 nowMs: nowMs, atLeast: nextSequence)
-            nextSequence = used + 1
-        }
-    }
-
-    /// Publishes an event about an attempt, also one that never got a process (spawn failure).
-    /// Callers serialise calls per attempt.
-    /// Returns the sequence number used.
-    @discardableResult
-    static func emit(_ body: TrainingEvent.Body, jobID: String, attempt: Int, nodeID: String, paths: JobPaths, outbox: EventOutbox,
-                     logger: Logger, nowMs: Int64, atLeast floor: UInt64 = 0) -> UInt64 {
-        let sequence = SequenceFile.take(paths.sequence(attempt), atLeast: floor, logger: logger)
-        let event = TrainingEvent(jobID: jobID, nodeID: nodeID, attempt: attempt, sequence: sequence, timeMs: nowMs, body: body)
-        outbox.append(event)
-        return sequence
+        outbox.append(jobID: jobID, attempt: attempt, nodeID: nodeID, timeMs: nowMs, body: body)
     }
 
     private func startReader() {

@@ -38,12 +38,9 @@ public enum NodeProbe {
         let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         var total: UInt64 = 0
         for entry in entries where entry.first?.isNumber == true {
-            guard let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")")
-            else { continue }
             // Fields after "comm)": state ppid pgrp ... rss is field 24 (index 21 after the paren).
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 21, Int32(fields[2]) == pgid, let pages = UInt64(fields[21]) else { continue }
+            guard let fields = statFields("/proc/\(entry)/stat"), fields.count > 21, Int32(fields[2]) == pgid,
+                  let pages = UInt64(fields[21]) else { continue }
             total += pages * pageSize
         }
         return total
@@ -54,10 +51,7 @@ public enum NodeProbe {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         var out: Set<Int32> = []
         for entry in entries where entry.first?.isNumber == true {
-            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")")
-            else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard let pid = Int32(entry), let fields = statFields("/proc/\(entry)/stat") else { continue }
             if fields.count > 2, Int32(fields[2]) == pgid { out.insert(pid) }
         }
         return out
@@ -66,27 +60,34 @@ public enum NodeProbe {
     /// CPU seconds (user + system) used so far by a process group's live processes.
     public static func cpuSeconds(processGroup pgid: Int32) -> Double {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
-        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         var total = 0.0
         for entry in entries where entry.first?.isNumber == true {
-            guard let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")")
-            else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 13, Int32(fields[2]) == pgid,
-                  let user = Double(fields[11]), let system = Double(fields[12])
-            else { continue }
-            total += (user + system) / ticks
+            guard let fields = statFields("/proc/\(entry)/stat"), fields.count > 2, Int32(fields[2]) == pgid else { continue }
+            total += cpuSeconds(fields)
         }
         return total
     }
 
+    /// CPU seconds (user + system) one process used so far; 0 when it is gone.
+    public static func cpuSeconds(pid: Int32) -> Double {
+        statFields("/proc/\(pid)/stat").map(cpuSeconds) ?? 0
+    }
+
+    /// utime + stime (fields 14 and 15 of /proc/<pid>/stat, in clock ticks) as seconds.
+    private static func cpuSeconds(_ fields: [Substring]) -> Double {
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// The fields of a /proc/<pid>/stat after "(comm)" (state, ppid, pgrp, …); nil when unreadable.
+    private static func statFields(_ path: String) -> [Substring]? {
+        guard let stat = try? String(contentsOfFile: path, encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ")
+    }
+
     /// Start time of a process (clock ticks since boot), to tell a live pid from a reused one.
     public static func startTime(pid: Int32) -> UInt64? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")")
-        else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard let fields = statFields("/proc/\(pid)/stat") else { return nil }
         return fields.count > 19 ? UInt64(fields[19]) : nil
     }
 }

@@ -6,7 +6,7 @@ import Logging
 /// `archon bench`: measurements an operator can repeat on their own hardware.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Measure Archon on this machine (starts its own nats-server).", subcommands: [State.self, Ingest.self, Latency.self])
+        commandName: "bench", abstract: "Measure Archon on this machine (starts its own nats-server).", subcommands: [State.self, Ingest.self, Latency.self, Codec.self, Agent.self])
 
     struct Ingest: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -28,6 +28,40 @@ struct BenchCommand: AsyncParsableCommand {
                                                           batch: batch, logger: logger) { say("  \($0)") })
             }
             say(IngestBenchmark.table(rows))
+            if let json { try writeJSON(rows, to: json) }
+        }
+    }
+
+    struct Codec: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Encoding and decoding one event of each kind (protobuf-c through ArchonWire): ns per message, and its size.")
+
+        @Option(help: "Seconds per kind and round (three rounds, median kept).") var seconds = 0.2
+        @Option(help: "Also write the rows as JSON to this file.") var json: String?
+
+        func run() async throws {
+            let rows = try CodecBenchmark.run(seconds: seconds)
+            say(CodecBenchmark.table(rows))
+            if let json { try writeJSON(rows, to: json) }
+        }
+    }
+
+    struct Agent: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A node agent's CPU and memory while its trainers write events (a real agent, as a child process).")
+
+        @Option(help: "Trainers running at once.") var trainers = 8
+        @Option(help: "Lines per second each trainer writes, comma-separated (one measurement each).") var rates = "10,100"
+        @Option(help: "Seconds measured per rate (after the trainers start and 3 s more).") var seconds = 20.0
+        @Option(help: "Also write the rows as JSON to this file.") var json: String?
+
+        func run() async throws {
+            var logger = Logger(label: "archon.bench")
+            logger.logLevel = .error
+            let archon = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            let rows = try await AgentBenchmark.run(trainers: trainers, rates: numbers(rates), seconds: seconds, archon: archon,
+                                                    logger: logger) { say("  \($0)") }
+            say(AgentBenchmark.table(rows))
             if let json { try writeJSON(rows, to: json) }
         }
     }

@@ -51,7 +51,8 @@ final class AgentHarness: @unchecked Sendable {
     }
 
     func startAgent(gracePeriod: Duration = .seconds(2), hangAfter: Int = 300, rules: ExecutionRules = ExecutionRules(),
-                    runAs: RunAsIdentity? = nil, checkpointStorage: CheckpointStorage? = nil, allowedCheckpointRoots: [String] = []) async throws {
+                    runAs: RunAsIdentity? = nil, checkpointStorage: CheckpointStorage? = nil, allowedCheckpointRoots: [String] = [],
+                    fenceAfter: Duration? = nil) async throws {
         var logger = Logger(label: "test.agent")
         logger.logLevel = .notice
         let config = AgentConfig(
@@ -66,8 +67,8 @@ final class AgentHarness: @unchecked Sendable {
             assignments: try AssignmentVerifier(publicKeyFile: credentials.signingPublicKeyFile),
             workDirectory: workDirectory, memoryMode: memoryMode, heartbeatInterval: .milliseconds(500),
             sampleInterval: .milliseconds(500), gracePeriod: gracePeriod, defaultHangSeconds: hangAfter,
-            tickInterval: .milliseconds(50), executionRules: rules, runAs: runAs, checkpointStorage: checkpointStorage,
-            allowedCheckpointRoots: allowedCheckpointRoots)
+            tickInterval: .milliseconds(50), executionRules: rules, runAs: runAs, fenceAfter: fenceAfter,
+            checkpointStorage: checkpointStorage, allowedCheckpointRoots: allowedCheckpointRoots)
         let agent = try Agent(config: config, logger: logger)
         self.agent = agent
         agentTask = Task { try await agent.run() }

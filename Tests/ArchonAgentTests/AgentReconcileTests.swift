@@ -28,6 +28,25 @@ struct AgentReconcileTests {
         #expect(await h.agent!.runningJobs.isEmpty)
     }
 
+    /// A fresh node with fencing on, whose job was assigned before its agent started, and whose events JetStream does
+    /// not acknowledge yet (here: no stream takes them). The trainer starts from the first read of the desired state;
+    /// that read is contact with NATS, so the lease holds and the shim lets the trainer run (when only publish
+    /// acknowledgements renewed the lease, it found none and fenced the trainer at once).
+    @Test func aJobStartedBeforeAnyAcknowledgementIsNotFencedAtOnce() async throws {
+        let h = try await AgentHarness()
+        try await h.js.createOrUpdateStream(StreamConfig(name: Fleet.eventsStream, subjects: ["archon.v1.nowhere.>"]))
+        try await h.assign(faultJob("early", fault: "none", epochs: 2))
+        try await h.startAgent(fenceAfter: .seconds(60))
+        let status = "\(h.workDirectory)/jobs/early/attempt-1/exit-status"
+        var text = ""
+        let deadline = ContinuousClock.now + .seconds(30)
+        while text.isEmpty, ContinuousClock.now < deadline {
+            text = (try? String(contentsOfFile: status, encoding: .utf8)) ?? ""
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(!text.contains("fenced") && text.contains("exited"), "exit-status: \(text)")
+    }
+
     @Test func assignmentsFromAnOlderLeaseAreIgnored() async throws {
         let h = try await AgentHarness()
         try await h.startAgent()
