@@ -27,9 +27,13 @@ test: deps check-proto
 	# The API contract: schemathesis (every check, stateful phase) against a dev fleet, docs/openapi.yaml the contract.
 	swift build --product archon 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]'; test $${PIPESTATUS[0]} -eq 0
 	scripts/api-contract
+	# The dashboard in a real headless Chromium against a dev fleet; screenshots in .build/browser-artefacts.
+	python3 -m pytest -q -p no:cacheprovider tests/browser
 	# The benchmarks, briefly (make bench is the real run): they fail when a contender stops or a remediation never comes.
 	.build/debug/archon bench ingest --jobs 200,0 --events 5000 --rounds 1
 	.build/debug/archon bench latency --jobs 200 --samples 20 --load 0,1000
+	.build/debug/archon bench codec --seconds 0.01
+	.build/debug/archon bench agent --trainers 2 --rates 10 --seconds 3
 	# What deploy/ ships: systemd units, Kubernetes manifests, alert rules and the Grafana dashboard, checked offline.
 	scripts/check-deploy
 	# Every input the fuzzers ever kept (crashes fixed included) through every decoder, then a short libFuzzer pass.

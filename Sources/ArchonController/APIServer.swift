@@ -17,31 +17,46 @@ public struct APIRequestContext: RequestContext {
     }
 }
 
-/// 401 without a known bearer token; public paths (health, readiness, metrics) need none.
+/// 401 without a known bearer token; public paths (health, readiness, metrics, the dashboard's login page and
+/// assets) need none. Dashboard pages (`/ui/…`) also take the token from the cookie the login form sets, and send a
+/// browser without one to the login page.
 struct BearerAuth: RouterMiddleware {
     typealias Context = APIRequestContext
     let tokens: [APIToken]
     static let publicPaths: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if Self.publicPaths.contains(request.uri.path) { return try await next(request, context) }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+        let path = request.uri.path
+        if Self.publicPaths.contains(path) || Dashboard.publicPaths.contains(path) { return try await next(request, context) }
+        let dashboard = path == "/ui" || path.hasPrefix("/ui/")
+        let presented: String
+        if let header = request.headers[.authorization], header.hasPrefix("Bearer ") {
+            presented = String(header.dropFirst("Bearer ".count))
+        } else if dashboard, let token = Dashboard.cookieToken(request) {
+            presented = token
+        } else if dashboard {
+            return request.method == .get ? Dashboard.redirect("/ui/login") : APIServer.error(.unauthorized, "log in first: /ui/login")
+        } else {
             return APIServer.error(.unauthorized, "missing bearer token: send 'Authorization: Bearer <token>'")
         }
-        // Hash what was presented and compare it with every configured hash, every byte of each: how long this
-        // takes says nothing about which token, or how much of one, was guessed.
-        let presented = APIToken.sha256(of: String(header.dropFirst("Bearer ".count)))
-        var found: APIToken?
-        for token in tokens {
-            let match = token.matches(digest: presented)
-            if match, found == nil { found = token }
-        }
-        guard let token = found else {
-            return APIServer.error(.unauthorized, "unknown bearer token")
+        guard let token = Self.match(presented, in: tokens) else {
+            return dashboard && request.method == .get ? Dashboard.redirect("/ui/login") : APIServer.error(.unauthorized, "unknown bearer token")
         }
         var context = context
         context.token = token
         return try await next(request, context)
+    }
+
+    /// The configured token `presented` is. Hashes what was presented and compares it with every configured hash,
+    /// every byte of each: how long this takes says nothing about which token, or how much of one, was guessed.
+    static func match(_ presented: String, in tokens: [APIToken]) -> APIToken? {
+        let digest = APIToken.sha256(of: presented)
+        var found: APIToken?
+        for token in tokens {
+            let match = token.matches(digest: digest)
+            if match, found == nil { found = token }
+        }
+        return found
     }
 }
 
@@ -58,6 +73,15 @@ public enum APIServer {
         ("POST", "/v1/incidents/{id}/resolve"), ("GET", "/v1/incidents/{id}/report"),
         ("GET", "/v1/silences"), ("POST", "/v1/silences"), ("POST", "/v1/silences/{id}/expire"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+    ]
+
+    /// The dashboard's routes (HTML and server-sent events for browsers, docs/dashboard.md): not part of the API
+    /// contract, all under `/ui`.
+    public static let dashboardRoutes: [(method: String, path: String)] = [
+        ("GET", "/ui"), ("GET", "/ui/login"), ("POST", "/ui/login"), ("POST", "/ui/logout"), ("GET", "/ui/live"),
+        ("GET", "/ui/jobs/{id}"), ("GET", "/ui/live/jobs/{id}"), ("GET", "/ui/incidents/{id}"), ("GET", "/ui/live/incidents/{id}"),
+        ("POST", "/ui/incidents/{id}/ack"), ("POST", "/ui/incidents/{id}/resolve"),
+        ("GET", "/ui/static/archon.css"), ("GET", "/ui/static/archon.js"),
     ]
 
     public static func router(controller: Controller, registry: PrometheusCollectorRegistry) -> Router<APIRequestContext> {
@@ -304,6 +328,7 @@ public enum APIServer {
             guard let silence = await controller.read({ $0.silence(id) }) else { return notFound("silence", id) }
             return json(SilenceView(silence))
         }
+        Dashboard.addRoutes(to: router, controller: controller)
         return router
     }
 

@@ -20,10 +20,10 @@ public import ServiceLifecycle
 public actor Controller: Service {
     public let config: ControllerConfig
     let policy: Policy
-    let logger: Logger
+    nonisolated let logger: Logger
     let metrics = ControllerMetrics()
     let sinks: EscalationSinks
-    let now: @Sendable () -> Int64
+    public nonisolated let now: @Sendable () -> Int64
 
     private(set) var core: FleetController
     private(set) public var role: LeaderElection.Role = .standby(leader: nil)
@@ -449,14 +449,11 @@ public actor Controller: Service {
         var accepted: [JetStreamMessage] = []
         var held: [JetStreamMessage] = []
         for message in batch {
-            let parts = message.subject.split(separator: ".")
-            guard parts.count == 5 else {
+            guard let (subjectNode, subjectJob) = Fleet.eventsSubjectTokens(message.subject) else {
                 logger.error("controller.event.bad_subject", metadata: ["nats.subject": "\(message.subject)"])
                 rejected.append(message)
                 continue
             }
-            let subjectNode = String(parts[3])
-            let subjectJob = String(parts[4])
             var event: TrainingEvent
             do {
                 event = try TrainingEvent.decode(message.payload)
@@ -767,6 +764,19 @@ public actor Controller: Service {
                 try? await commit(actions)
             }
         }
+    }
+
+    // MARK: Dashboard
+
+    /// One-time codes of dashboard login links (`archon dev` prints one).
+    public nonisolated let dashboardLogins = DashboardLogins()
+    /// The fleet view the dashboard's pages share.
+    nonisolated let dashboardFleet = DashboardFleetCache()
+
+    /// A job's events as `ARCHON_EVENTS` holds them, history first, then as they arrive.
+    func jobEvents(_ jobID: String) async throws -> StreamReplay {
+        guard let connection else { throw NATSError(code: .connectionClosed, message: "not connected to NATS yet") }
+        return try await connection.jetStream().replay(stream: Fleet.eventsStream, filter: Fleet.eventsSubject(node: "*", job: jobID))
     }
 
     // MARK: Logs

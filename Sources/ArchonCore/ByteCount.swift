@@ -62,7 +62,7 @@ public struct ByteCount: Codable, Sendable, Hashable, Comparable, CustomStringCo
     }
 
     /// `"8 GiB"`, `"1.5 GiB"`: for messages.
-    static func human(_ bytes: UInt64) -> String {
+    public static func human(_ bytes: UInt64) -> String {
         for (unit, size) in units where unit.hasSuffix("iB") && bytes >= size {
             let value = Double(bytes) / Double(size)
             let rounded = (value * 10).rounded() / 10

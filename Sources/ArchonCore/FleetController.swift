@@ -224,6 +224,8 @@ public struct FleetController: Sendable {
 
     /// Every job, by id.
     public var jobs: [JobRecord] { state.jobs.values.sorted { $0.spec.id < $1.spec.id } }
+    /// Every job, in no order (for views that choose and order a few themselves).
+    public var unorderedJobs: Dictionary<String, JobRecord>.Values { state.jobs.values }
     /// One job, with its status, node, attempt, config and per-attempt history.
     public func job(_ id: String) -> JobRecord? { state.jobs[id] }
     /// Every node, by id.

@@ -1,7 +1,7 @@
 /// Unix-millisecond times in words, without a clock or a calendar library.
-enum Timestamp {
+public enum Timestamp {
     /// `2026-01-05T12:00:03.250Z` (milliseconds only when not zero).
-    static func iso8601(_ ms: Int64) -> String {
+    public static func iso8601(_ ms: Int64) -> String {
         let ms = min(max(ms, -8_640_000_000_000_000), 8_640_000_000_000_000)  // ±275,000 years: no overflow below
         let seconds = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
         let millis = ms - seconds * 1000

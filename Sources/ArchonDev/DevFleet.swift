@@ -53,6 +53,10 @@ public final class DevFleet: @unchecked Sendable {
     /// The fleet's identities and signing key (`<data>/credentials`): NATS runs with authentication on.
     public private(set) var credentials: FleetCredentials?
     public private(set) var apiPort = 0
+    /// The running controller (nil while stopped).
+    public private(set) var controller: Controller?
+    /// The dashboard URL printed at start and written to `<data>/env`: it logs the admin in once (a one-time code).
+    public private(set) var dashboardURL = ""
     private var controllerTask: Task<Void, Error>?
     private var agentTasks: [Task<Void, Error>] = []
     private let logger: Logger
@@ -103,10 +107,12 @@ public final class DevFleet: @unchecked Sendable {
                 memoryCeilingBytes: options.brokenNodes[node], fenceAfter: .seconds(60), checkpointStorage: sharedCheckpoints), logger: logger)
             agentTasks.append(Task { try await agent.run() })
         }
+        dashboardURL = dashboardLoginURL()
         let env = """
             export ARCHON_NATS=\(natsURL)
             export ARCHON_API=\(apiURL)
             export ARCHON_TOKEN=\(adminToken)
+            export ARCHON_DASHBOARD_URL='\(dashboardURL)'
             export ARCHON_NATS_NKEY_SEED=\(credentials.adminSeedFile)
 
             """
@@ -130,6 +136,7 @@ public final class DevFleet: @unchecked Sendable {
         config.natsNKeySeedFile = credentials?.controllerSeedFile
         config.assignmentSigningKeyFile = credentials?.signingKeyFile
         let controller = try Controller(config: config, logger: logger)
+        self.controller = controller
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         // Hummingbird reports a cancelled server (a controller restart) as errors: quiet it below critical.
         var serverLogger = logger
@@ -148,6 +155,14 @@ public final class DevFleet: @unchecked Sendable {
         controllerTask?.cancel()
         _ = try? await controllerTask?.value
         controllerTask = nil
+        controller = nil
+    }
+
+    /// A dashboard URL that logs the admin in by itself, once, within ten minutes (a one-time code the first visit
+    /// trades for the session cookie).
+    public func dashboardLoginURL() -> String {
+        guard let controller else { return "\(apiURL)/ui/login" }
+        return "\(apiURL)/ui/login?code=\(controller.dashboardLogins.mint(token: adminToken, now: controller.now()))"
     }
 
     /// Stops everything: the controller, the agents (their jobs keep running only until nats-server stops… and are

@@ -19,6 +19,13 @@ public enum Fleet {
         "archon.v1.events.\(node).\(job ?? "_node")"
     }
 
+    /// The node and job tokens of an events subject (`_node` for node-wide events); nil when it has not five tokens.
+    public static func eventsSubjectTokens(_ subject: String) -> (node: String, job: String)? {
+        let parts = subject.split(separator: ".")
+        guard parts.count == 5 else { return nil }
+        return (String(parts[3]), String(parts[4]))
+    }
+
     public static func logsSubject(node: String) -> String { "archon.v1.logs.\(node)" }
 
     /// Creates (or updates to the same shape) the streams both agents and controllers rely on.

@@ -204,36 +204,26 @@ public final class KVWatch: AsyncSequence, @unchecked Sendable {
     public typealias Element = KVWatchEvent
 
     private let watcher: OpaquePointer
-    private let stream: AsyncStream<KVWatchEvent>
-    private let credits: DispatchSemaphore
-    private let done = DispatchSemaphore(value: 0)
+    private let pump: CreditedPump<KVWatchEvent>
 
     init(watcher: OpaquePointer, store: KeyValue, bufferLimit: Int) {
         self.watcher = watcher
-        let credits = DispatchSemaphore(value: Swift.max(bufferLimit, 1))
-        self.credits = credits
-        let (stream, continuation) = AsyncStream.makeStream(of: KVWatchEvent.self, bufferingPolicy: .unbounded)
-        self.stream = stream
-        let done = self.done
         let handle = UncheckedHandle(watcher)
-        DispatchQueue(label: "archon.nats.kvwatch.\(store.bucket)").async {
+        pump = CreditedPump(label: "archon.nats.kvwatch.\(store.bucket)", limit: bufferLimit) { send in
             withExtendedLifetime(store) {
                 while true {
                     var entry: OpaquePointer?
                     let status = kvWatcher_Next(&entry, handle.pointer, 1000)
                     if status == NATS_TIMEOUT { continue }
                     guard status == NATS_OK else { break }  // stopped (ILLEGAL_STATE) or connection closed
-                    credits.wait()
                     if let entry {
-                        continuation.yield(.entry(KVEntry(entry)))
+                        send(.entry(KVEntry(entry)))
                         kvEntry_Destroy(entry)
                     } else {
-                        continuation.yield(.initialValuesDone)
+                        send(.initialValuesDone)
                     }
                 }
             }
-            continuation.finish()
-            done.signal()
         }
     }
 
@@ -244,25 +234,19 @@ public final class KVWatch: AsyncSequence, @unchecked Sendable {
 
     deinit {
         kvWatcher_Stop(watcher)
-        // Give back a credit in case the thread waits for one, then wait for it before freeing the watcher.
-        credits.signal()
-        done.wait()
+        pump.awaitReaderEnd()  // before the watcher is freed
         kvWatcher_Destroy(watcher)
     }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncStream<KVWatchEvent>.AsyncIterator
-        let owner: KVWatch
+        var base: CreditedPump<KVWatchEvent>.Iterator
+        let owner: KVWatch  // keeps the watch alive while someone iterates
 
-        public mutating func next() async -> KVWatchEvent? {
-            let event = await base.next()
-            if event != nil { owner.credits.signal() }
-            return event
-        }
+        public mutating func next() async -> KVWatchEvent? { await base.next() }
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: stream.makeAsyncIterator(), owner: self)
+        AsyncIterator(base: pump.makeIterator(), owner: self)
     }
 }
 

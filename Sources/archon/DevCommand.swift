@@ -12,7 +12,8 @@ struct DevCommand: AsyncParsableCommand {
         commandName: "dev",
         abstract: "Run a whole fleet on this machine: nats-server, a controller and N agents.",
         discussion: """
-            Prints the NATS URL, the API URL and an admin token (also written to <data-dir>/env: `source` it to use the CLI). \
+            Prints the NATS URL, the API URL, an admin token and a dashboard URL that logs in once (also written to \
+            <data-dir>/env: `source` it to use the CLI). \
             With --scenarios it then plays the runbook's failures on the fleet, narrating each, and prints a summary. \
             Ctrl-C stops everything.
             """)
@@ -103,10 +104,13 @@ struct DevService: Service {
               NATS     \(fleet.natsURL)
               API      \(fleet.apiURL)
               token    \(fleet.adminToken)
+              dashboard \(fleet.dashboardURL)
+                       (logs you in once; after that, log in with the token)
               nodes    \(options.nodeIDs.joined(separator: ", "))\(options.brokenNodes.isEmpty ? "" : " (\(options.brokenNodes.keys.sorted().joined(separator: ", ")) is broken: far less memory than it advertises)")
               data     \(options.dataDirectory)
             For the CLI:  source \(options.dataDirectory)/env
             """)
+        fflush(nil)  // every stream: a pipe (a test, a log collector) sees the URLs now, not at exit
         if scenarios {
             let brokenNode = ScenarioCatalog.brokenNode
             _ = try? await fleet.client.call("POST", "/v1/nodes/\(brokenNode)/cordon",
@@ -132,7 +136,8 @@ struct DevService: Service {
         }
         print("""
 
-            The fleet keeps running. Try, in another shell:
+            The fleet keeps running. Open the dashboard (a fresh one-time link: \(fleet.dashboardLoginURL()) ),
+            or try, in another shell:
               source \(options.dataDirectory)/env
               archon job list
               archon job show digits-oom

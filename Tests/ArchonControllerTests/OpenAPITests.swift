@@ -43,7 +43,11 @@ struct OpenAPITests {
         logger.logLevel = .critical
         let controller = try Controller(config: ControllerConfig(tokens: [adminToken.entry]), logger: logger)
         let router = APIServer.router(controller: controller, registry: metricsRegistry)
-        let served = Set(router.routes.map { "\($0.method.rawValue) \($0.path.description)" })
+        var served = Set(router.routes.map { "\($0.method.rawValue) \($0.path.description)" })
+        // The dashboard's pages are listed apart (they are for browsers, not the API contract), all under /ui.
+        let dashboard = Set(APIServer.dashboardRoutes.map { "\($0.method) \($0.path)" })
+        #expect(dashboard.allSatisfy { $0.contains(" /ui") } && dashboard.isSubset(of: served), "\(dashboard.subtracting(served).sorted())")
+        served.subtract(dashboard)
         #expect(served.subtracting(Self.listedRoutes).sorted() == [], "the router serves routes APIServer.routes does not list")
         #expect(Self.listedRoutes.subtracting(served).sorted() == [], "APIServer.routes lists routes the router does not serve")
     }

@@ -32,7 +32,9 @@ nan                epoch ``nanAtEpoch`` (default 2) has loss NaN: reported, then
 memory             allocates ``allocMB`` + ``allocMBPerSample`` * batchSize MiB and
                    touches every page, then trains normally while holding it: under
                    RLIMIT_AS a MemoryError (out_of_memory, exit 1), under a cgroup
-                   limit the kernel's OOM kill (SIGKILL)
+                   limit the kernel's OOM kill (SIGKILL); with ``allocAfterEpochs`` N
+                   it trains N epochs first (checkpointed), as a model whose memory
+                   peaks late does (a longer sequence bucket, a bigger eval batch)
 oom_once           as memory on attempt 1 only
 big_checkpoint     trains normally, but every checkpoint carries ``checkpointMB`` MiB
                    (default 8) of padding: on a disk without that room the write fails
@@ -187,10 +189,14 @@ def train(run=None):
     if fault == "crash" or fault == "crash_once":
         faulthandler.enable()
     hold = None
-    if fault in ("memory", "oom_once"):
-        mib = run.hyperparameter("allocMB", 0.0, float) + \
-            run.hyperparameter("allocMBPerSample", 0.0, float) * int(cfg["batchSize"])
-        hold = allocate(mib)
+    alloc_after = run.hyperparameter("allocAfterEpochs", 0, int) if fault in ("memory", "oom_once") else -1
+
+    def allocate_now():
+        return allocate(run.hyperparameter("allocMB", 0.0, float) +
+                        run.hyperparameter("allocMBPerSample", 0.0, float) * int(cfg["batchSize"]))
+
+    if alloc_after == 0:
+        hold = allocate_now()
 
     if fault == "missing_dataset":
         for path in (run.dataset_path, run.hyperparameter("datasetPath"),
@@ -236,6 +242,8 @@ def train(run=None):
         sys.exit(128 + signal.SIGTERM)
 
     for epoch in range(start_epoch, epochs + 1):
+        if alloc_after > 0 and epoch > alloc_after and hold is None:
+            hold = allocate_now()
         t0 = time.monotonic()
         loss = 2.3 * math.exp(-0.35 * epoch) + 0.05
         if fault == "nan" and epoch >= nan_at and lr > nan_above:

@@ -473,6 +473,15 @@ def test_fault_memory_under_rlimit(tmp_path):
     assert once.rc == 0, once.err
 
 
+def test_fault_memory_after_epochs_fails_mid_training(tmp_path):
+    """allocAfterEpochs: the epochs before the peak are reported and checkpointed, then the allocation fails."""
+    hp = {"allocMBPerSample": "8", "allocAfterEpochs": "2"}
+    res = fault(tmp_path, "memory", {"epochs": 4, "batchSize": 64, "hyperparameters": hp}, memory_limit=300 * MiB)
+    assert res.rc == 1 and res.errors == ["out_of_memory"], res.err
+    assert [e["epoch"] for e in res.epochs] == [1, 2]
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["ckpt-epoch-0001.json", "ckpt-epoch-0002.json"]
+
+
 def test_fault_slow_epochs_with_heartbeats(tmp_path):
     res = fault(tmp_path, "slow", {"epochs": 2, "hyperparameters": {"epochSeconds": "0.6", "heartbeatEvery": "0.2"}})
     assert res.rc == 0, res.err
