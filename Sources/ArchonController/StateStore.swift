@@ -23,6 +23,8 @@ public actor StateStore {
     public static let journalSubject = "archon.v1.state.journal"
     public static let positionKey = "store.position"
     static let outboxPrefix = "outbox."
+    /// Reads of the whole state tried before a load gives up on a state that keeps moving under it.
+    static let loadAttempts = 5
 
     /// A part of a journal record stays below this many bytes (the servers in deploy/ allow 1 MiB).
     let maxPartBytes: Int
@@ -68,11 +70,14 @@ public actor StateStore {
                           logger: logger, metrics: metrics)
     }
 
-    /// The stored state as a core, read the way a new leader reads it (for tools and tests; writes nothing).
-    public static func read(_ js: JetStream, policy: Policy = .runbookDefaults, at now: Int64) async throws -> (core: FleetController, loaded: Loaded) {
-        let stateKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.stateBucket, history: 1))
-        let archiveKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.archiveBucket, history: 1))
-        try await js.createOrUpdateStream(StreamConfig(name: journalStream, subjects: [journalSubject]))
+    /// The stored state as a core, read the way a new leader reads it (for tools and tests; writes nothing but the
+    /// buckets and journal stream when missing, at `replicas` — the fleet's, so that a cluster's are left as they are).
+    public static func read(_ js: JetStream, policy: Policy = .runbookDefaults, replicas: Int = 1, at now: Int64) async throws
+        -> (core: FleetController, loaded: Loaded)
+    {
+        let stateKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.stateBucket, history: 1, replicas: replicas))
+        let archiveKV = try await js.keyValue(KeyValueConfig(bucket: Fleet.archiveBucket, history: 1, replicas: replicas))
+        try await js.createOrUpdateStream(StreamConfig(name: journalStream, subjects: [journalSubject], replicas: replicas))
         let store = StateStore(js: js, stateKV: stateKV, archiveKV: archiveKV, writer: "reader", flushInterval: .seconds(3600),
                                logger: Logger(label: "archon.state.reader"), metrics: ControllerMetrics())
         let loaded = try await store.load()
@@ -96,21 +101,37 @@ public actor StateStore {
         var values: [String: [UInt8]] = [:]
         var bytes = 0
         var position: UInt64 = 0
-        let watch = try await stateKV.watch(">")
-        for await event in watch {
-            guard case .entry(let entry) = event else { break }
-            if entry.operation == .put {
-                bytes += entry.value.count
-                if entry.key == Self.positionKey {
-                    position = UInt64(String(decoding: entry.value, as: UTF8.self)) ?? 0
-                } else {
-                    values[entry.key] = entry.value
+        var bounds: (first: UInt64, last: UInt64) = (0, 0)
+        // The keys, then the journal above the position they were flushed at. Another writer (a leader being deposed
+        // while this one takes over, a standby's read model meanwhile) may flush and purge the journal between the
+        // two reads: then the keys read are older than the journal's start, and the read starts over.
+        for attempt in 1...Self.loadAttempts {
+            values = [:]
+            bytes = 0
+            position = 0
+            let watch = try await stateKV.watch(">")
+            for await event in watch {
+                guard case .entry(let entry) = event else { break }
+                if entry.operation == .put {
+                    bytes += entry.value.count
+                    if entry.key == Self.positionKey {
+                        position = UInt64(String(decoding: entry.value, as: UTF8.self)) ?? 0
+                    } else {
+                        values[entry.key] = entry.value
+                    }
                 }
             }
+            watch.stop()
+            bounds = try await js.streamBounds(Self.journalStream)
+            if bounds.last <= position || bounds.first <= position + 1 { break }
+            logger.warning("controller.state.flushed_while_loading", metadata: [
+                "state.position": "\(position)", "journal.first": "\(bounds.first)", "attempt": "\(attempt)",
+                "reason": "the journal was purged past the keys read: another writer flushed meanwhile; reading again",
+            ])
+            guard attempt < Self.loadAttempts else {
+                throw StateLoadError(description: "the state kept changing while it was read (\(Self.loadAttempts) tries): the journal starts at \(bounds.first), the keys read were flushed at \(position)")
+            }
         }
-        watch.stop()
-
-        let bounds = try await js.streamBounds(Self.journalStream)
         var records = 0
         var open: (id: String, parts: [[(String, [UInt8]?)]], expected: Int)?
         if bounds.last > position {
@@ -407,4 +428,9 @@ extension JSONEncoder {
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         return encoder
     }
+}
+
+/// A load that could not read a consistent state (see ``StateStore/load(forWriting:)``); the caller tries again later.
+public struct StateLoadError: Error, CustomStringConvertible {
+    public let description: String
 }

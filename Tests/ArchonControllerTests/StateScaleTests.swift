@@ -58,3 +58,34 @@ struct StateScaleTests {
         await controller.stop()
     }
 }
+
+/// Found by `make chaos` (seed 2): while one controller took over, the other flushed its state and purged the journal
+/// between the new leader's read of the keys and its read of the journal. The journal then started past the position
+/// the keys were flushed at, and the load trapped on an empty range. Now such a load reads again, and a state that
+/// stays that way is an error the controller retries, never a crash.
+@Suite("Controller state read while another writer flushes", .serialized)
+struct StateFlushedWhileLoadingTests {
+    @Test func aJournalPurgedPastTheStoredPositionIsReadAgainNotATrap() async throws {
+        let fleet = try await FleetHarness()
+        let now = UnixTime.nowMillis()
+        var core = StateScale.fleet(jobs: 3, nodes: 1, at: now)
+        let store = try await StateStore.open(fleet.js, writer: "a", flushInterval: .seconds(3600), logger: Logger(label: "test.flush"))
+        try await store.commit(core.takeChanges().map { ($0, core.stored($0)) }, outbox: [])
+        _ = core.nodeStatusReceived(NodeStatus(nodeID: "node-0", agentVersion: "2"), at: now + 1000)
+        try await store.commit(core.takeChanges().map { ($0, core.stored($0)) }, outbox: [])
+        let bounds = try await fleet.js.streamBounds(StateStore.journalStream)
+        #expect(bounds.last >= 2)
+
+        // What the reader sees in the race: keys flushed at position 0, a journal purged to empty above it.
+        try await fleet.js.purge(StateStore.journalStream, below: bounds.last + 1)
+        let stateKV = try await fleet.js.keyValue(KeyValueConfig(bucket: Fleet.stateBucket, history: 1))
+        _ = try await stateKV.put(StateStore.positionKey, Array("0".utf8))
+        let reader = try await StateStore.open(fleet.js, writer: "b", flushInterval: .seconds(3600), logger: Logger(label: "test.flush"))
+        await #expect(throws: StateLoadError.self) { _ = try await reader.load(forWriting: false) }
+
+        // Once the keys catch up with the journal (the other writer's flush lands), the same load succeeds.
+        _ = try await stateKV.put(StateStore.positionKey, Array("\(bounds.last)".utf8))
+        let loaded = try await reader.load(forWriting: false)
+        #expect(loaded.journalRecords == 0)
+    }
+}
