@@ -52,28 +52,44 @@ public actor LeaderElection {
     }
 
     /// One round of the election: renew, or take over an expired or absent lease.
+    ///
+    /// The leader renews against the revision of its own last write, without reading the key first: on a cluster a
+    /// read may be answered by a replica that lags (a server just restarted), and a renewal against the stale
+    /// revision it returns fails as if someone else had taken the lease — the leader then stepped down for nothing,
+    /// again and again while that replica caught up (found by `make chaos`). Only a write by someone else since its
+    /// own makes the renewal fail.
     public func step() async {
         let now = ContinuousClock.now
+        if case .leader = role {
+            do {
+                observedRevision = try await kv.update(Self.key, Array(id.utf8), expectedRevision: observedRevision)
+                lastRenewal = now
+            } catch where error.code == .wrongRevision {
+                // Someone else wrote after us: they lead (the read says who, or nobody if it lags).
+                let entry = try? await kv.get(Self.key)
+                become(.standby(leader: entry.map { String(decoding: $0.value, as: UTF8.self) }), revision: entry?.revision ?? observedRevision)
+            } catch {
+                logger.warning("controller.leader.kv_failed", metadata: ["error": "\(error)"])
+            }
+            if case .leader = role, now - lastRenewal >= leaseTime {
+                logger.error("controller.leader.lost", metadata: ["reason": "could not renew the lease in time"])
+                become(.standby(leader: nil), revision: observedRevision)
+            }
+            return
+        }
         do {
             let entry = try await kv.get(Self.key)
             let holder = entry.map { String(decoding: $0.value, as: UTF8.self) }
-            switch (entry, role) {
-            case (nil, _):
+            switch entry {
+            case nil:
                 let revision = try await kv.create(Self.key, Array(id.utf8))
                 become(.leader(fencingEpoch: revision), revision: revision)
-            case (let entry?, .leader(let epoch)) where holder == id:
-                let revision = try await kv.update(Self.key, Array(id.utf8), expectedRevision: entry.revision)
-                observedRevision = revision
-                lastRenewal = now
-                _ = epoch
-            case (let entry?, _):
+            case let entry?:
                 if entry.revision != observedRevision {
                     observedRevision = entry.revision
                     observedAt = now
                 }
-                if case .leader = role, holder != id {
-                    become(.standby(leader: holder), revision: entry.revision)
-                } else if case .standby(let known) = role, known != holder {
+                if case .standby(let known) = role, known != holder {
                     become(.standby(leader: holder), revision: entry.revision)
                 }
                 if now - observedAt >= leaseTime {
@@ -83,14 +99,9 @@ public actor LeaderElection {
                 }
             }
         } catch where error.code == .wrongRevision {
-            // Someone else wrote first: they lead.
-            if case .leader = role { become(.standby(leader: nil), revision: observedRevision) }
+            // Someone else wrote first (or the revision read was a lagging replica's): they lead, or will say so.
         } catch {
             logger.warning("controller.leader.kv_failed", metadata: ["error": "\(error)"])
-        }
-        if case .leader = role, now - lastRenewal >= leaseTime {
-            logger.error("controller.leader.lost", metadata: ["reason": "could not renew the lease in time"])
-            become(.standby(leader: nil), revision: observedRevision)
         }
     }
 
