@@ -126,6 +126,14 @@ extension FleetController {
             state.deadlines.set(.progressDeadline(jobID: jobID, attempt: attempt), at: deadline, &out)
             return
         }
+        // Hung means the node speaks and the job does not. A node silent since the job's last sign of life (its agent
+        // frozen, or cut off from NATS with everything queued in its spool while a server restarts) explains the
+        // job's silence: `detection.nodeSilence` judges the node, and the job gets a fresh window once it is heard
+        // again (found by `make chaos`: a job restarted as hung whose trainer was fine).
+        if let node = state.nodes[record.nodeID], node.lastSeenMs <= alive {
+            state.deadlines.set(.progressDeadline(jobID: jobID, attempt: attempt), at: now + window, &out)
+            return
+        }
         let heartbeat = record.signals.lastHeartbeatMs > 0 ? "; last heartbeat \(Timestamp.iso8601(record.signals.lastHeartbeatMs))" : ""
         fail(jobID, Finding(
             symptom: .hang,

@@ -42,6 +42,25 @@ import Testing
         #expect(firstReason(actions)?.symptom == "hang: metrics stopped")
     }
 
+    /// Found by `make chaos`: an agent cut off from NATS while a server restarted queued its events in its spool; the
+    /// controller saw the job silent past its window and restarted a trainer that was fine. A job whose node is
+    /// silent too is the node's case (nodeSilence); once the node speaks and the job still does not, it is a hang.
+    @Test func aJobWhoseNodeIsSilentTooIsNotCalledHung() {
+        var fleet = Fleet(policy: .noBackoff)
+        _ = fleet.submit(spec("job-1"))
+        _ = fleet.start("job-1")
+        fleet.advance(minute)
+        _ = fleet.epoch("job-1", 1, loss: 1.0)
+        fleet.silence("n1")
+        fleet.at(11 * minute)
+        #expect(decisions(fleet.fire(.progressDeadline(jobID: "job-1", attempt: 1))) == [])
+        #expect(fleet.job("job-1").status == .running)
+
+        // The node is heard again, saying the trainer has made no progress for ten minutes: now it is hung.
+        let actions = fleet.send("job-1", .heartbeat(Heartbeat(runningJobs: 1, secondsSinceProgress: 600)))
+        #expect(decisions(actions) == ["stop job-1#1 on n1", "assign job-1#2 → n1"])
+    }
+
     @Test func theAgentReportingNoProgressIsAHang() {
         var fleet = Fleet(policy: .noBackoff)
         _ = fleet.submit(spec("job-1"))
