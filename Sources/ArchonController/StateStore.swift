@@ -44,6 +44,9 @@ public actor StateStore {
     private var run = String(UInt32.random(in: .min ... .max), radix: 36)
     /// Entities (and outbox entries) journaled since the last flush: their latest bytes, nil for deleted.
     private var unflushed: [String: [UInt8]?] = [:]
+    /// The revision of each key this store last read or wrote: a flush writes over that revision only (see
+    /// ``storeFenced(_:_:)``). Absent: the key did not exist, or was deleted.
+    private var revisions: [String: UInt64] = [:]
     private var flushing = false
     private var lastFlush = ContinuousClock.now
     private var lastMarkerPurge = ContinuousClock.now
@@ -102,17 +105,25 @@ public actor StateStore {
         var bytes = 0
         var position: UInt64 = 0
         var bounds: (first: UInt64, last: UInt64) = (0, 0)
+        var seen: [String: UInt64] = [:]
         // The keys, then the journal above the position they were flushed at. Another writer (a leader being deposed
         // while this one takes over, a standby's read model meanwhile) may flush and purge the journal between the
         // two reads: then the keys read are older than the journal's start, and the read starts over.
         for attempt in 1...Self.loadAttempts {
             values = [:]
+            seen = [:]
             bytes = 0
             position = 0
+            // Every key stored before the watch starts comes out of it (a value, or a newer one, or its delete
+            // marker): fewer is a watch that ended early, as one may on a cluster whose servers just restarted.
+            let stored = try await js.streamMessages("KV_\(Fleet.stateBucket)")
+            var delivered: UInt64 = 0
             let watch = try await stateKV.watch(">")
             for await event in watch {
                 guard case .entry(let entry) = event else { break }
+                delivered += 1
                 if entry.operation == .put {
+                    seen[entry.key] = entry.revision
                     bytes += entry.value.count
                     if entry.key == Self.positionKey {
                         position = UInt64(String(decoding: entry.value, as: UTF8.self)) ?? 0
@@ -123,6 +134,17 @@ public actor StateStore {
             }
             watch.stop()
             bounds = try await js.streamBounds(Self.journalStream)
+            if delivered < stored {
+                logger.warning("controller.state.read_incomplete", metadata: [
+                    "state.keys_read": "\(delivered)", "state.keys_stored": "\(stored)", "attempt": "\(attempt)",
+                    "reason": "the watch of the state's keys ended before every stored key came: reading again",
+                ])
+                guard attempt < Self.loadAttempts else {
+                    throw StateLoadError(description: "the state's keys could not be read whole (\(Self.loadAttempts) tries): \(delivered) of \(stored)")
+                }
+                try await Task.sleep(for: .milliseconds(200 * attempt))
+                continue
+            }
             if bounds.last <= position || bounds.first <= position + 1 { break }
             logger.warning("controller.state.flushed_while_loading", metadata: [
                 "state.position": "\(position)", "journal.first": "\(bounds.first)", "attempt": "\(attempt)",
@@ -163,6 +185,7 @@ public actor StateStore {
             lastSequence = bounds.last
             committedSequence = bounds.last
             unflushed = [:]
+            revisions = seen
             // Message ids must never repeat one of an earlier run inside the duplicate window.
             run = String(UInt32.random(in: .min ... .max), radix: 36)
         }
@@ -286,13 +309,13 @@ public actor StateStore {
                         inFlight -= 1
                     }
                     group.addTask {
-                        if let value { try await self.stateKV.put(key, value) } else { try await self.stateKV.delete(key) }
+                        if let value { try await self.storeFenced(key, value) } else { try await self.deleteKey(key) }
                     }
                     inFlight += 1
                 }
                 try await group.waitForAll()
             }
-            try await stateKV.put(Self.positionKey, Array(String(position).utf8))
+            try await storeFenced(Self.positionKey, Array(String(position).utf8))
             try await js.purge(Self.journalStream, below: position + 1)
             metrics.stateFlushes.increment()
             // Archived entities leave delete markers; drop the old ones now and then so the bucket does not keep
@@ -307,6 +330,38 @@ public actor StateStore {
             metrics.stateWriteFailures.increment()
             logger.warning("controller.state.flush_failed", metadata: ["error": "\(error)", "state.entries": "\(batch.count)"])
         }
+    }
+
+    /// Writes `key` over the revision this store last saw of it, never blindly. Two stores write the same keys when
+    /// leadership moves: a deposed leader's flush that was in flight (or waiting in nats.c's reconnect buffer) can
+    /// land after the new leader's, and an unconditional put would then put an older job record back, silently
+    /// (found by `make chaos`). On a conflict the journal decides: a store that still owns it (nobody appended since
+    /// its last commit) holds the newest values, so it writes over the other one; a store that does not is the
+    /// deposed one, and its flush stops there.
+    private func storeFenced(_ key: String, _ value: [UInt8]) async throws {
+        let known = revisions[key]
+        var revision: UInt64
+        do {
+            revision = try await write(key, value, over: known)
+        } catch let error as NATSError where error.code == .wrongRevision {
+            let journalEnd = try await js.streamBounds(Self.journalStream).last
+            guard journalEnd == lastSequence else {
+                throw StateLoadError(description: "state key \(key) was written by another controller, which has since appended to the journal: this one no longer leads; its flush stops")
+            }
+            let current = try await stateKV.get(key)
+            revision = try await write(key, value, over: current?.revision)
+        }
+        revisions[key] = revision
+    }
+
+    private func write(_ key: String, _ value: [UInt8], over revision: UInt64?) async throws -> UInt64 {
+        if let revision { return try await stateKV.update(key, value, expectedRevision: revision) }
+        return try await stateKV.create(key, value)
+    }
+
+    private func deleteKey(_ key: String) async throws {
+        try await stateKV.delete(key)
+        revisions[key] = nil
     }
 
     /// Drops delete markers older than 30 minutes left by archived entities.

@@ -126,6 +126,17 @@ public final class JetStream: @unchecked Sendable {
         }
     }
 
+    /// How many messages a stream holds now.
+    public func streamMessages(_ stream: String) async throws(NATSError) -> UInt64 {
+        try await connection.blocking.run { () throws(NATSError) -> UInt64 in
+            var info: UnsafeMutablePointer<jsStreamInfo>?
+            var jerr = jsErrCode(rawValue: 0)
+            try check(js_GetStreamInfo(&info, self.handle, stream, nil, &jerr), "stream info \(stream)", jsError: jerr)
+            defer { jsStreamInfo_Destroy(info) }
+            return info!.pointee.State.Msgs
+        }
+    }
+
     /// Where a durable consumer stands: the highest stream sequence below which everything is acknowledged, what it
     /// has delivered, what waits for it, and what it delivered without an acknowledgement yet.
     public func consumerProgress(stream: String, durable: String) async throws(NATSError) -> ConsumerProgress {

@@ -89,3 +89,44 @@ struct StateFlushedWhileLoadingTests {
         #expect(loaded.journalRecords == 0)
     }
 }
+
+/// Found by `make chaos` (seed 1): a deposed leader's flush, in flight while a NATS server restarted, landed after the
+/// new leader's and put an older job record back over a newer one; the next leader would have lost acknowledged
+/// events. Flushes now write over the revision they last saw, and the journal decides who wins a conflict.
+@Suite("A deposed controller's late flush", .serialized)
+struct StateLateFlushTests {
+    @Test func aDeposedLeadersLateFlushDoesNotPutOlderValuesBack() async throws {
+        let fleet = try await FleetHarness()
+        let now = UnixTime.nowMillis()
+        let logger = Logger(label: "test.late-flush")
+        func changes(version: String) -> [(EntityKey, StoredEntity?)] {
+            var core = StateScale.fleet(jobs: 1, nodes: 1, at: now)
+            _ = core.takeChanges()
+            _ = core.nodeStatusReceived(NodeStatus(nodeID: "node-0", agentVersion: version), at: now + 1000)
+            return core.takeChanges().map { ($0, core.stored($0)) }
+        }
+
+        // A leads and journals version 1 of node-0, not flushed yet.
+        let a = try await StateStore.open(fleet.js, writer: "a", flushInterval: .seconds(3600), logger: logger)
+        _ = try await a.load()
+        try await a.commit(changes(version: "1"), outbox: [])
+
+        // B takes over: reads it, journals version 2, flushes.
+        let b = try await StateStore.open(fleet.js, writer: "b", flushInterval: .seconds(3600), logger: logger)
+        _ = try await b.load()
+        try await b.commit(changes(version: "2"), outbox: [])
+        await b.flush()
+        #expect(try await StateStore.read(fleet.js, at: now).core.node("node-0")?.status.agentVersion == "2")
+
+        // A's flush comes late: it must not put version 1 back, nor move the position back.
+        await a.flush()
+        let stored = try await StateStore.read(fleet.js, at: now).core
+        #expect(stored.node("node-0")?.status.agentVersion == "2")
+        await #expect(throws: NATSError.self) { try await a.commit(changes(version: "3"), outbox: []) }
+
+        // B goes on flushing over whatever A managed to write.
+        try await b.commit(changes(version: "4"), outbox: [])
+        await b.flush()
+        #expect(try await StateStore.read(fleet.js, at: now).core.node("node-0")?.status.agentVersion == "4")
+    }
+}
