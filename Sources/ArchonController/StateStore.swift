@@ -155,6 +155,7 @@ public actor StateStore {
             }
         }
         var records = 0
+        var replayed: [String: [UInt8]?] = [:]  // what the journal holds that the keys do not yet
         var open: (id: String, parts: [[(String, [UInt8]?)]], expected: Int)?
         if bounds.last > position {
             for sequence in max(position + 1, bounds.first)...bounds.last {
@@ -169,7 +170,10 @@ public actor StateStore {
                 open!.parts.append(part.entries)
                 if open!.parts.count == open!.expected {
                     for entries in open!.parts {
-                        for (key, value) in entries { values[key] = value }
+                        for (key, value) in entries {
+                            values[key] = value
+                            replayed[key] = .some(value)
+                        }
                     }
                     records += 1
                     open = nil
@@ -184,7 +188,10 @@ public actor StateStore {
         if forWriting {
             lastSequence = bounds.last
             committedSequence = bounds.last
-            unflushed = [:]
+            // The journal's records above the keys' position are this store's to flush now: its next flush purges
+            // the journal below its position, and would otherwise take them with it (found by `make chaos`: jobs
+            // that completed under one leader were running again after the next two failovers).
+            unflushed = replayed
             revisions = seen
             // Message ids must never repeat one of an earlier run inside the duplicate window.
             run = String(UInt32.random(in: .min ... .max), radix: 36)

@@ -130,3 +130,38 @@ struct StateLateFlushTests {
         #expect(try await StateStore.read(fleet.js, at: now).core.node("node-0")?.status.agentVersion == "4")
     }
 }
+
+/// Found by `make chaos` (seed 2): a new leader loaded the journal's records above the keys' position but did not count
+/// them as its own to flush; its first flush then purged the journal below its position, and with it those records,
+/// which no key held. Jobs that had completed under the previous leader were running again two failovers later.
+@Suite("What a new leader read from the journal", .serialized)
+struct StateTakeoverFlushTests {
+    @Test func aNewLeadersFirstFlushKeepsWhatItReadFromTheJournal() async throws {
+        let fleet = try await FleetHarness()
+        let now = UnixTime.nowMillis()
+        let logger = Logger(label: "test.takeover-flush")
+        func changes(node: String, version: String) -> [(EntityKey, StoredEntity?)] {
+            var core = StateScale.fleet(jobs: 1, nodes: 2, at: now)
+            _ = core.takeChanges()
+            _ = core.nodeStatusReceived(NodeStatus(nodeID: node, agentVersion: version), at: now + 1000)
+            return core.takeChanges().map { ($0, core.stored($0)) }.filter { $0.0.description.contains(node) }
+        }
+
+        // A journals node-0 at version 7 and dies before flushing it.
+        let a = try await StateStore.open(fleet.js, writer: "a", flushInterval: .seconds(3600), logger: logger)
+        _ = try await a.load()
+        try await a.commit(changes(node: "node-0", version: "7"), outbox: [])
+
+        // B takes over, journals a change of node-1 only, flushes: the journal is purged below its position.
+        let b = try await StateStore.open(fleet.js, writer: "b", flushInterval: .seconds(3600), logger: logger)
+        _ = try await b.load()
+        try await b.commit(changes(node: "node-1", version: "8"), outbox: [])
+        await b.flush()
+        #expect(try await fleet.js.streamBounds(StateStore.journalStream).first > 1, "the flush purged the journal")
+
+        // A third reader still finds node-0 at version 7.
+        let stored = try await StateStore.read(fleet.js, at: now).core
+        #expect(stored.node("node-0")?.status.agentVersion == "7")
+        #expect(stored.node("node-1")?.status.agentVersion == "8")
+    }
+}
