@@ -1,6 +1,6 @@
 # Archon Fleet. `make demo` runs the system; `make test` runs every test. Both install what is missing.
 SHELL := /bin/bash
-.PHONY: deps build test test-nats-current demo proto check-proto clean bench bench-state fuzz
+.PHONY: deps build test test-nats-current demo proto check-proto clean bench bench-state fuzz chaos
 
 deps:
 	scripts/install-deps
@@ -36,6 +36,8 @@ test: deps check-proto
 	.build/debug/archon bench agent --trainers 2 --rates 10 --seconds 3
 	# What deploy/ ships: systemd units, Kubernetes manifests, alert rules and the Grafana dashboard, checked offline.
 	scripts/check-deploy
+	# The fault suite, briefly (make chaos is the real run): the fault-free run and one seed of four faults.
+	.build/debug/archon chaos --seeds 1 --faults 4
 	# Every input the fuzzers ever kept (crashes fixed included) through every decoder, then a short libFuzzer pass.
 	for t in event assignment status escalation logs trainer-line; do .build/debug/archon-fuzz replay $$t Fuzz/corpus/$$t || exit 1; done
 	FUZZ_SECONDS=5 scripts/fuzz
@@ -60,6 +62,15 @@ bench: deps
 bench-state: deps
 	swift build -c release --product archon
 	.build/release/archon bench state --jobs 1000,10000,100000 --json .build/bench-state.json
+
+# The fault suite (docs/reliability.md): a 3-server NATS cluster, 2 controllers, 3 agents, real trainers; the
+# fault-free run, then SEEDS seeded runs of FAULTS faults each, every invariant checked after each. A failing seed
+# replays with `.build/debug/archon chaos --seeds =<seed> --faults <faults>`.
+SEEDS ?= 20
+FAULTS ?= 4
+chaos: deps
+	swift build --product archon 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]'; test $${PIPESTATUS[0]} -eq 0
+	.build/debug/archon chaos --seeds $(SEEDS) --faults $(FAULTS)
 
 # libFuzzer + AddressSanitizer on every wire decoder and the trainer-line parser, FUZZ_SECONDS each (default 60).
 fuzz: deps

@@ -1,28 +1,28 @@
-import Foundation
+public import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 import Synchronization
 
-/// A child process for tests, started with `posix_spawn` and every descriptor above stderr closed in the child.
+/// A child process (for tests and `archon chaos`), started with `posix_spawn` and every descriptor above stderr closed in the child.
 ///
 /// Not Foundation's `Process`: on Linux it notices a child's exit when the child's end of a socketpair closes,
 /// and that socketpair is not close-on-exec, so another child started at the same moment can inherit it and
 /// hide the exit for as long as it lives; its `waitUntilExit()` also blocks the calling thread. With several
 /// suites starting controllers, CLIs and nats-servers at once on two cores, that can stall the whole run.
 /// Here a thread of its own waits in `waitpid`, and `exitStatus()` suspends without holding a thread.
-final class ChildProcess: Sendable {
+public final class ChildProcess: Sendable {
     /// The exit code once known, and who waits for it. Shared with the reaper thread, which must not keep the
     /// `ChildProcess` alive: its `deinit` kills the child (a test that fails leaves nothing running).
     private final class Exit: Sendable {
         let state = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
     }
 
-    let pid: pid_t
+    public let pid: pid_t
     private let exit = Exit()
 
     /// Starts `executable` with `arguments`; stdout and stderr are appended to the files given (or /dev/null).
-    init(_ executable: String, _ arguments: [String], environment: [String: String], stdout: String?, stderr: String?) throws {
+    public init(_ executable: String, _ arguments: [String], environment: [String: String], stdout: String?, stderr: String?) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -30,7 +30,7 @@ final class ChildProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 1, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderr ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         guard let closeFrom = Self.addCloseFrom else {
-            throw TestProcessError(description: "posix_spawn_file_actions_addclosefrom_np is missing (glibc 2.34 or newer needed)")
+            throw DevError("posix_spawn_file_actions_addclosefrom_np is missing (glibc 2.34 or newer needed)")
         }
         _ = closeFrom(&actions, 3)
 
@@ -43,7 +43,7 @@ final class ChildProcess: Sendable {
         var pid: pid_t = 0
         let result = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard result == 0 else {
-            throw TestProcessError(description: "cannot start \(executable): \(String(cString: strerror(result)))")
+            throw DevError("cannot start \(executable): \(String(cString: strerror(result)))")
         }
         self.pid = pid
         let exit = self.exit
@@ -73,14 +73,14 @@ final class ChildProcess: Sendable {
     }()
 
     /// Sends `signal` (SIGKILL: a crash) unless it already exited.
-    func kill(_ signal: Int32 = SIGKILL) {
+    public func kill(_ signal: Int32 = SIGKILL) {
         if !hasExited { _ = Glibc.kill(pid, signal) }
     }
 
-    var hasExited: Bool { exit.state.withLock { $0.status != nil } }
+    public var hasExited: Bool { exit.state.withLock { $0.status != nil } }
 
     /// The exit code (128 + signal when killed by one), once it has exited.
-    func exitStatus() async -> Int32 {
+    public func exitStatus() async -> Int32 {
         await withCheckedContinuation { continuation in
             let done = exit.state.withLock { s -> Int32? in
                 if let status = s.status { return status }
@@ -92,6 +92,3 @@ final class ChildProcess: Sendable {
     }
 }
 
-struct TestProcessError: Error, CustomStringConvertible {
-    let description: String
-}

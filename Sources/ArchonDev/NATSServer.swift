@@ -117,6 +117,17 @@ public final class NATSServer: @unchecked Sendable {
         throw DevError("nats-server did not reload its configuration within 10 s; see \(logFile.path)")
     }
 
+    /// SIGKILL, and waits until it is gone: a crash, no goodbye to peers or clients. `start()` again restarts it.
+    public func crash() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let p = process else { return }
+        process = nil
+        kill(p.processIdentifier, SIGKILL)
+        let deadline = Date().addingTimeInterval(5)
+        while p.isRunning, Date() < deadline { usleep(10_000) }
+    }
+
     /// Stops the server (SIGTERM, then waits). Idempotent.
     public func stop() {
         lock.lock()

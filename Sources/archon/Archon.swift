@@ -10,7 +10,7 @@ struct Archon: AsyncParsableCommand {
         subcommands: [
             ControllerCommand.self, AgentCommand.self, DevCommand.self,
             JobCommand.self, NodeCommand.self, DatasetCommand.self, IncidentCommand.self, SilenceCommand.self,
-            NATSCheckCommand.self, CredentialsCommand.self, TokenCommand.self, BenchCommand.self, SimCommand.self,
+            NATSCheckCommand.self, CredentialsCommand.self, TokenCommand.self, BenchCommand.self, SimCommand.self, ChaosCommand.self,
         ]
     )
 }

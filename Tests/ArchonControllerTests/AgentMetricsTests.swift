@@ -1,4 +1,5 @@
 import ArchonController
+import ArchonTestSupport
 import Foundation
 import Testing
 

@@ -1,4 +1,5 @@
 import ArchonController
+import ArchonTestSupport
 import ArchonModel
 import ArchonNATS
 import Foundation

@@ -16,41 +16,7 @@ struct ShippedNATSConfigTests {
 
     init() throws {
         credentials = try FleetCredentials.create(in: "\(directory)/credentials", nodes: ["n1", "n2"])
-        try Self.makeCertificates(in: "\(directory)/tls")
-    }
-
-    /// A CA, and a server certificate it signed for 127.0.0.1 and localhost: what an operator puts in /etc/nats/tls.
-    static func makeCertificates(in folder: String) throws {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let extensions = "\(folder)/san.ext"
-        try "subjectAltName=IP:127.0.0.1,DNS:localhost\n".write(toFile: extensions, atomically: true, encoding: .utf8)
-        for arguments in [
-            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=archon test CA",
-             "-keyout", "\(folder)/ca-key.pem", "-out", "\(folder)/ca.pem"],
-            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-             "-keyout", "\(folder)/server-key.pem", "-out", "\(folder)/server.csr"],
-            ["x509", "-req", "-in", "\(folder)/server.csr", "-CA", "\(folder)/ca.pem", "-CAkey", "\(folder)/ca-key.pem",
-             "-CAcreateserial", "-days", "2", "-extfile", extensions, "-out", "\(folder)/server.pem"],
-        ] {
-            let process = Process()
-            process.executableURL = try executable("openssl")
-            process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else { throw DevError("openssl \(arguments[0]) failed") }
-        }
-    }
-
-    /// `text` with each `(original, replacement)` applied; every original must be there.
-    static func replacing(_ text: String, _ replacements: [(String, String)]) throws -> String {
-        var text = text
-        for (original, replacement) in replacements {
-            guard text.contains(original) else { throw DevError("the shipped configuration no longer contains '\(original)'") }
-            text = text.replacingOccurrences(of: original, with: replacement)
-        }
-        return text
+        try LoopbackCertificates.make(in: "\(directory)/tls")
     }
 
     /// deploy/nats/nats-server.conf on a loopback port, with nats-auth.conf from `archon credentials` beside it.
@@ -61,7 +27,7 @@ struct ShippedNATSConfigTests {
         try FileManager.default.copyItem(atPath: credentials.authorizationFile, toPath: store.appendingPathComponent("nats-auth.conf").path)
         let tls = tlsDirectory
         let configuration = { @Sendable (port: Int, storeDirectory: String) -> String in
-            (try? Self.replacing(shipped, [
+            (try? NATSCluster.replacing(shipped, [
                 ("listen: 0.0.0.0:4222", "listen: 127.0.0.1:\(port)"),
                 ("http: 127.0.0.1:8222", ""),
                 ("/etc/nats/tls/", "\(tls)/"),
@@ -111,7 +77,7 @@ struct ShippedNATSConfigTests {
         let folder = "\(directory)/\(name)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: credentials.authorizationFile, toPath: "\(folder)/nats-auth.conf")
-        let text = try Self.replacing(shipped, [
+        let text = try NATSCluster.replacing(shipped, [
             ("/etc/nats/tls/", "\(tlsDirectory)/"),
             ("/var/lib/nats/jetstream", "\(folder)/store"),
             (".internal:6222", ":6222"),
