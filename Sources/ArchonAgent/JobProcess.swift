@@ -68,6 +68,14 @@ final class JobProcess: @unchecked Sendable {
         /// The trainer reported an epoch, a step or a checkpoint: it reports epochs, so the per-epoch limit applies
         /// (as the controller arms it on the same reports). A job that never does is bound by its total limit only.
         var reportsEpochs = false
+
+        /// The first epoch is timed from the trainer's first report, not from its start: importing a framework and
+        /// loading data is not an epoch, and counting it made the first epoch after every restart look slow (scenario
+        /// 5 failed its raised limit on a loaded machine).
+        mutating func startsReportingEpochs(at now: Int64) {
+            if !reportsEpochs, epochsCompleted == 0 { epochStartedMs = now }
+            reportsEpochs = true
+        }
         var reportedError: FailureClass?
         /// The message of that `error` line: it came over the FIFO, so it is there even when a full disk kept the
         /// traceback out of `output.log`.
@@ -459,10 +467,10 @@ final class JobProcess: @unchecked Sendable {
             }
             emit(.epoch(metrics), nowMs: now)
         case .step(let progress):
-            lock.withLock { state.reportsEpochs = true }
+            lock.withLock { state.startsReportingEpochs(at: now) }
             emit(.step(progress), nowMs: now)
         case .checkpoint(let path, let epoch, let step):
-            lock.withLock { state.reportsEpochs = true }
+            lock.withLock { state.startsReportingEpochs(at: now) }
             do {
                 let (written, deleted) = try checkpoints.written(path: path, in: checkpointDirectory, storage: record.checkpointStorage,
                                                                  epoch: epoch, step: step, attempt: attempt, keepLast: config.checkpoint.keepLast)
