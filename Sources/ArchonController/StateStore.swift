@@ -356,6 +356,15 @@ public actor StateStore {
                 throw StateLoadError(description: "state key \(key) was written by another controller, which has since appended to the journal: this one no longer leads; its flush stops")
             }
             let current = try await stateKV.get(key)
+            // The position never goes back: two stores may both own the journal's end for a moment (a new leader
+            // before its first record, the old one after its last), and the old one's flush, begun at an earlier
+            // position, must not undo the new one's purge (found by `make chaos`, seed 15: position 48, journal
+            // from 51, and no controller could load the state again).
+            if key == Self.positionKey, let current, let stored = UInt64(String(decoding: current.value, as: UTF8.self)),
+               let mine = UInt64(String(decoding: value, as: UTF8.self)), stored >= mine {
+                revisions[key] = current.revision
+                return
+            }
             revision = try await write(key, value, over: current?.revision)
         }
         revisions[key] = revision

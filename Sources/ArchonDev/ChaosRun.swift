@@ -132,11 +132,12 @@ public final class ChaosRun: @unchecked Sendable {
     private var controllers: [ChaosDaemon] = []
     private var agents: [ChaosDaemon] = []
     private var admin: NATSConnection?
-    private let sampler = ProcessSampler()
+    private let sampler: ProcessSampler
 
     public init(_ options: ChaosOptions, log: @escaping @Sendable (String) -> Void) {
         self.options = options
         self.log = log
+        sampler = ProcessSampler(folder: options.directory)
     }
 
     /// Runs the fleet, the workload and the faults; checks every invariant; stops everything.
@@ -574,8 +575,12 @@ final class ChaosDaemon: @unchecked Sendable {
 /// Samples the process table for trainers (`ARCHON_JOB_ID` in their environment) and records every instant at
 /// which two live processes of one job existed.
 final class ProcessSampler: @unchecked Sendable {
+    /// The run's folder: its agents' work directories, where every trainer's `ARCHON_CONFIG` lies.
+    let folder: String
     private let state = Mutex<(running: Bool, samples: Int, overlaps: [String])>((false, 0, []))
     private var thread: Thread?
+
+    init(folder: String) { self.folder = folder }
 
     var samples: Int { state.withLock { $0.samples } }
     var overlaps: [String] { state.withLock { $0.overlaps } }
@@ -586,7 +591,7 @@ final class ProcessSampler: @unchecked Sendable {
             var reported: Set<String> = []
             while state.withLock({ $0.running }) {
                 var byJob: [String: [(pid: Int32, parent: Int32, attempt: String)]] = [:]
-                for trainer in Self.trainers() {
+                for trainer in Self.trainers(in: folder) {
                     guard let job = trainer.environment["ARCHON_JOB_ID"] else { continue }
                     byJob[job, default: []].append((trainer.pid, trainer.parent, trainer.environment["ARCHON_ATTEMPT"] ?? "?"))
                 }
@@ -599,7 +604,7 @@ final class ProcessSampler: @unchecked Sendable {
                     let key = "\(job) \(processes.map(\.pid).sorted())"
                     if reported.insert(key).inserted {
                         found.append("\(job): \(processes.count) live trainers at once: " +
-                                     processes.map { "pid \($0.pid) attempt \($0.attempt)" }.joined(separator: ", "))
+                                     processes.map { "pid \($0.pid) (parent \($0.parent)) attempt \($0.attempt)" }.joined(separator: ", "))
                     }
                 }
                 state.withLock {
@@ -616,7 +621,7 @@ final class ProcessSampler: @unchecked Sendable {
     func stop() { state.withLock { $0.running = false } }
 
     /// Live (not zombie) Python processes with `ARCHON_JOB_ID` set: the trainers (their shims are `archon`).
-    static func trainers() -> [(pid: Int32, parent: Int32, environment: [String: String])] {
+    static func trainers(in folder: String) -> [(pid: Int32, parent: Int32, environment: [String: String])] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         var out: [(pid: Int32, parent: Int32, environment: [String: String])] = []
         for entry in entries {
@@ -626,7 +631,7 @@ final class ProcessSampler: @unchecked Sendable {
                   let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
                   let close = stat.lastIndex(of: ")"),
                   case let fields = stat[stat.index(after: close)...].split(separator: " "), fields.count > 1, fields[0] != "Z",
-                  let parent = Int32(fields[1]),
+                  let parent = Int32(fields[1]), !beingKilled(entry),
                   let raw = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(entry)/environ"))
             else { continue }
             var environment: [String: String] = [:]
@@ -635,9 +640,22 @@ final class ProcessSampler: @unchecked Sendable {
                 guard text.hasPrefix("ARCHON_"), let equals = text.firstIndex(of: "=") else { continue }
                 environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
             }
-            if environment["ARCHON_JOB_ID"] != nil { out.append((pid, parent, environment)) }
+            // This run's trainers only: a process of an earlier run (or of anything else) is not this fleet's.
+            if environment["ARCHON_JOB_ID"] != nil, environment["ARCHON_CONFIG"]?.hasPrefix(folder) == true {
+                out.append((pid, parent, environment))
+            }
         }
         return out
+    }
+
+    /// SIGKILL pending (the kernel's OOM killer, a fence's or an agent's kill): the process is being torn down and
+    /// runs no more code, though it may take a moment to leave the process table.
+    static func beingKilled(_ pid: String) -> Bool {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
+        for line in status.split(separator: "\n") where line.hasPrefix("SigPnd:") || line.hasPrefix("ShdPnd:") {
+            if let mask = UInt64(line.split(separator: "\t").last ?? "", radix: 16), mask & (1 << (UInt64(SIGKILL) - 1)) != 0 { return true }
+        }
+        return false
     }
 
     /// Processes whose command line names `folder` (the run's agents, shims and trainers).

@@ -102,8 +102,11 @@ struct StateDurabilityTests {
         try fleet.server.start()
 
         for job in ["long-1", "long-2"] {
-            let view = try await waitFor("\(job) completed", timeout: .seconds(90)) {
-                let view = try await api.call("GET", "/v1/training/jobs/\(job)").json(JobView.self)
+            let view = try await waitFor("\(job) completed", timeout: .seconds(90)) { () -> JobView? in
+                // While the controller reads its state back after the outage it may answer 503: ask again.
+                let answer = try await api.call("GET", "/v1/training/jobs/\(job)")
+                guard answer.status == 200 else { return nil }
+                let view = try answer.json(JobView.self)
                 return view.status == "completed" ? view : nil
             }
             #expect(view.history.count == 1, "\(job) was failed or moved: \(view.history.map(\.outcome))")
