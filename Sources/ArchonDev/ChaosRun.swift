@@ -175,7 +175,7 @@ public final class ChaosRun: @unchecked Sendable {
         sampler.stop()
         let result = try await check(jobs, injected: injected)
         return ChaosResult(faults: injected, jobs: result.jobs, pagedCauses: result.paged, violations: result.violations,
-                           checked: result.checked, seconds: (ContinuousClock.now - started).seconds)
+                           checked: result.checked, seconds: Bench.seconds(ContinuousClock.now - started))
     }
 
     // MARK: The fleet
@@ -700,8 +700,4 @@ enum ChaosWorkload {
             job("denied", dataset: "restricted", hyper: ["fault": "permission"]),
         ]
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

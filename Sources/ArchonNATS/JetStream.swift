@@ -117,23 +117,22 @@ public final class JetStream: @unchecked Sendable {
 
     /// First and last sequence of a stream (last is 0 when it never held a message).
     public func streamBounds(_ stream: String) async throws(NATSError) -> (first: UInt64, last: UInt64) {
-        try await connection.blocking.run { () throws(NATSError) -> (first: UInt64, last: UInt64) in
-            var info: UnsafeMutablePointer<jsStreamInfo>?
-            var jerr = jsErrCode(rawValue: 0)
-            try check(js_GetStreamInfo(&info, self.handle, stream, nil, &jerr), "stream info \(stream)", jsError: jerr)
-            defer { jsStreamInfo_Destroy(info) }
-            return (info!.pointee.State.FirstSeq, info!.pointee.State.LastSeq)
-        }
+        try await streamState(stream) { ($0.FirstSeq, $0.LastSeq) }
     }
 
     /// How many messages a stream holds now.
     public func streamMessages(_ stream: String) async throws(NATSError) -> UInt64 {
-        try await connection.blocking.run { () throws(NATSError) -> UInt64 in
+        try await streamState(stream) { $0.Msgs }
+    }
+
+    /// One field of a stream's state, from one `STREAM.INFO` request.
+    private func streamState<T: Sendable>(_ stream: String, _ read: @escaping @Sendable (jsStreamState) -> T) async throws(NATSError) -> T {
+        try await connection.blocking.run { () throws(NATSError) -> T in
             var info: UnsafeMutablePointer<jsStreamInfo>?
             var jerr = jsErrCode(rawValue: 0)
             try check(js_GetStreamInfo(&info, self.handle, stream, nil, &jerr), "stream info \(stream)", jsError: jerr)
             defer { jsStreamInfo_Destroy(info) }
-            return info!.pointee.State.Msgs
+            return read(info!.pointee.State)
         }
     }
 
