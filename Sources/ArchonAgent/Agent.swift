@@ -35,6 +35,19 @@ public actor Agent: Service {
     /// kept their `state.json` from saying so.
     private var endedBeforeStart: Set<String> = []
     private var fencingFile: String { "\(config.workDirectory)/fencing-epoch" }
+    /// Assignments whose fencing epoch was beyond the lease as last read, by job id: a lease read can come from a
+    /// replica that lags (a server cut from its peers), so they are read against the lease again until it reaches them
+    /// (see ``confirmEpochs``). A newer entry for the job replaces its own.
+    private var unconfirmed: [String: Unconfirmed] = [:]
+    /// When the supervision loop last ran: a tick much later than that means the agent itself stood still.
+    private var lastTickMs: Int64?
+
+    struct Unconfirmed {
+        let key: String
+        let assignment: JobAssignment
+        let sinceMs: Int64
+        var reported = false
+    }
 
     public init(config: AgentConfig, logger: Logger) throws {
         var logger = logger
@@ -115,6 +128,7 @@ public actor Agent: Service {
                 return false
             }
             group.addTask { await self.watchDesiredState(js); return false }
+            group.addTask { await self.confirmEpochs(js); return false }
             group.addTask {
                 for await event in connection.events where event.isPermissionViolation { await self.permissionViolated(event) }
                 return false
@@ -193,6 +207,7 @@ public actor Agent: Service {
     /// False when the entry could not be judged (the lease was unreadable): the caller watches again.
     private func desiredChanged(_ entry: KVEntry, _ js: JetStream) async -> Bool {
         let jobID = String(entry.key.dropFirst(config.nodeID.count + 1))
+        unconfirmed[jobID] = nil
         guard entry.operation == .put else {
             desired[jobID] = nil
             reconcile(jobID)
@@ -210,30 +225,67 @@ public actor Agent: Service {
                                                              "assignment.node": "\(assignment.nodeID)"])
             return true
         }
-        guard assignment.fencingEpoch >= fencingEpoch else {
-            logger.warning("agent.desired.fenced", metadata: [
-                "job.id": "\(jobID)", "assignment.epoch": "\(assignment.fencingEpoch)", "agent.epoch": "\(fencingEpoch)",
-            ])
-            return true
-        }
         if assignment.fencingEpoch > fencingEpoch {
             // An epoch is a revision of the leadership lease: none can be newer than the lease's newest.
+            let lease: UInt64
             do {
-                let lease = try await js.streamBounds("KV_\(Fleet.leaderBucket)").last
-                guard assignment.fencingEpoch <= lease else {
-                    reject(entry.key, because: "fencing epoch \(assignment.fencingEpoch) is beyond the leadership lease's newest revision \(lease)")
-                    return true
-                }
+                lease = try await leaseRevision(js)
             } catch {
                 logger.warning("agent.desired.lease_unreadable", metadata: ["kv.key": "\(entry.key)", "error": "\(error)"])
                 return false
             }
+            guard assignment.fencingEpoch <= lease else {
+                unconfirmed[jobID] = Unconfirmed(key: entry.key, assignment: assignment, sinceMs: UnixTime.nowMillis())
+                logger.warning("agent.desired.epoch_unconfirmed", metadata: [
+                    "kv.key": "\(entry.key)", "assignment.epoch": "\(assignment.fencingEpoch)", "lease.revision": "\(lease)",
+                ])
+                return true
+            }
+        }
+        accept(assignment)
+        return true
+    }
+
+    private func leaseRevision(_ js: JetStream) async throws -> UInt64 {
+        try await js.streamBounds("KV_\(Fleet.leaderBucket)").last
+    }
+
+    /// Runs an assignment whose epoch the lease allows, unless a newer leader's epoch has been seen since.
+    private func accept(_ assignment: JobAssignment) {
+        let jobID = assignment.spec.id
+        guard assignment.fencingEpoch >= fencingEpoch else {
+            logger.warning("agent.desired.fenced", metadata: [
+                "job.id": "\(jobID)", "assignment.epoch": "\(assignment.fencingEpoch)", "agent.epoch": "\(fencingEpoch)",
+            ])
+            return
+        }
+        if assignment.fencingEpoch > fencingEpoch {
             fencingEpoch = assignment.fencingEpoch
             try? "\(fencingEpoch)".write(toFile: fencingFile, atomically: true, encoding: .utf8)
         }
         desired[jobID] = assignment
         reconcile(jobID)
-        return true
+    }
+
+    /// Reads the lease again for assignments it did not yet allow: each runs once a read reaches its epoch. One that
+    /// no read has reached for `unconfirmedEpochGrace` is refused and reported (a controller bug or a stolen key),
+    /// and still read again: nothing of it runs until the lease allows it.
+    private func confirmEpochs(_ js: JetStream) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            guard !unconfirmed.isEmpty, let lease = try? await leaseRevision(js) else { continue }
+            let now = UnixTime.nowMillis()
+            for (jobID, pending) in unconfirmed {
+                if pending.assignment.fencingEpoch <= lease {
+                    unconfirmed[jobID] = nil
+                    logger.info("agent.desired.epoch_confirmed", metadata: ["kv.key": "\(pending.key)", "lease.revision": "\(lease)"])
+                    accept(pending.assignment)
+                } else if !pending.reported, now - pending.sinceMs >= config.unconfirmedEpochGrace.millis {
+                    unconfirmed[jobID]?.reported = true
+                    reject(pending.key, because: "fencing epoch \(pending.assignment.fencingEpoch) is beyond the leadership lease's newest revision \(lease)")
+                }
+            }
+        }
     }
 
     /// Counted, logged, and reported to the controller as a security alert; whatever ran before keeps running.
@@ -350,9 +402,16 @@ public actor Agent: Service {
     }
 
     /// One pass over the jobs: exits, limits, stop grace periods, resource samples.
-    func tick() {
-        let now = UnixTime.nowMillis()
+    func tick(nowMs now: Int64 = UnixTime.nowMillis()) {
         var changed = false
+        if let last = lastTickMs, now - last > 1000 + config.tickInterval.millis {
+            // The agent stood still (stopped, starved): the lines its trainers wrote meanwhile wait unread in their
+            // FIFOs. Time it did not watch is no time without progress: each window is pushed back by the stall.
+            let stalled = now - last - config.tickInterval.millis
+            logger.warning("agent.stalled", metadata: ["agent.stalled_ms": "\(stalled)"])
+            for job in jobs.values { job.agentStalled(forMs: stalled) }
+        }
+        lastTickMs = now
         let gpu = gpuFacts
         for (jobID, job) in jobs {
             if let status = job.exitStatus() {

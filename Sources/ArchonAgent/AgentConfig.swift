@@ -46,6 +46,9 @@ public struct AgentConfig: Sendable {
     /// Where checkpoints are written (`<root>/<job>/attempt-<n>/`), and whether other nodes read the same files;
     /// default: local, `<workDirectory>/checkpoints`.
     public var checkpointStorage: CheckpointStorage
+    /// How long an assignment's fencing epoch may stay beyond every read of the leadership lease before it is
+    /// reported as a security alert (a lease read can come from a lagging replica; it is read again each second).
+    public var unconfirmedEpochGrace: Duration = .seconds(30)
     /// Folders under which a job may name its own shared checkpoint root (`checkpoint.sharedRoot`), besides
     /// `checkpointStorage.root`.
     public var allowedCheckpointRoots: [String]

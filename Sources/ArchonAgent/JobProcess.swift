@@ -499,6 +499,14 @@ final class JobProcess: @unchecked Sendable {
 
     // MARK: Supervision
 
+    /// The agent did not watch for this long: the hang and epoch windows do not count it.
+    func agentStalled(forMs ms: Int64) {
+        lock.withLock {
+            state.lastProgressMs += ms
+            state.epochStartedMs += ms
+        }
+    }
+
     /// Checks limits; returns why the agent must end the process, if it must.
     func violation(nowMs: Int64) -> AgentKill? {
         let s = lock.withLock { state }

@@ -52,10 +52,10 @@ final class AgentHarness: @unchecked Sendable {
 
     func startAgent(gracePeriod: Duration = .seconds(2), hangAfter: Int = 300, rules: ExecutionRules = ExecutionRules(),
                     runAs: RunAsIdentity? = nil, checkpointStorage: CheckpointStorage? = nil, allowedCheckpointRoots: [String] = [],
-                    fenceAfter: Duration? = nil) async throws {
+                    fenceAfter: Duration? = nil, unconfirmedEpochGrace: Duration = .seconds(30)) async throws {
         var logger = Logger(label: "test.agent")
         logger.logLevel = .notice
-        let config = AgentConfig(
+        var config = AgentConfig(
             nodeID: nodeID,
             nats: try {
                 var options = try credentials.natsOptions(servers: [server.url], name: "archon-agent-\(nodeID)",
@@ -69,6 +69,7 @@ final class AgentHarness: @unchecked Sendable {
             sampleInterval: .milliseconds(500), gracePeriod: gracePeriod, defaultHangSeconds: hangAfter,
             tickInterval: .milliseconds(50), executionRules: rules, runAs: runAs, fenceAfter: fenceAfter,
             checkpointStorage: checkpointStorage, allowedCheckpointRoots: allowedCheckpointRoots)
+        config.unconfirmedEpochGrace = unconfirmedEpochGrace
         let agent = try Agent(config: config, logger: logger)
         self.agent = agent
         agentTask = Task { try await agent.run() }

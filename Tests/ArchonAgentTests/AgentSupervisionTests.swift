@@ -1,4 +1,4 @@
-import ArchonAgent
+@testable import ArchonAgent
 import ArchonModel
 import ArchonNATS
 import Foundation
@@ -56,6 +56,20 @@ struct AgentSupervisionTests {
         #expect(exit.failureClass == .hang, "\(exit.detail)")
         #expect(events.epochs == [1], "it reported one epoch before going silent")
         #expect(!exit.completed)
+    }
+
+    /// Chaos seed 5: an agent stopped (SIGSTOP) past its jobs' heartbeat window woke up and, before reading the lines
+    /// waiting in the FIFOs, killed a healthy trainer as hung. Time the agent did not watch is not counted.
+    @Test func anAgentThatStoodStillDoesNotCallItsTrainersHung() async throws {
+        let h = try await AgentHarness()
+        try await h.startAgent(gracePeriod: .milliseconds(500))
+        try await h.assign(faultJob("steady", fault: "slow", epochs: 2, hyper: ["epochSeconds": "1.5", "heartbeatEvery": "0.3"],
+                                    timeouts: Timeouts(heartbeatSeconds: 2)))
+        _ = try await h.events("steady") { $0.contains { if case .heartbeat = $0.body { true } else { false } } }
+        // The next tick comes 6 s late, as after a SIGSTOP: three heartbeat windows without a line read.
+        await h.agent!.tick(nowMs: UnixTime.nowMillis() + 6_000)
+        let exit = try #require(try await h.events("steady") { $0.exit != nil }.exit)
+        #expect(exit.completed, "\(exit.detail)")
     }
 
     @Test func anEpochOverItsTimeLimitIsATimeout() async throws {

@@ -48,7 +48,7 @@ struct AssignmentTrustTests {
 
     @Test func aFencingEpochBeyondTheLeaseIsRefusedAndNotRemembered() async throws {
         let h = try await AgentHarness()
-        try await h.startAgent()
+        try await h.startAgent(unconfirmedEpochGrace: .seconds(1))
         // Signed with the real key (a controller bug, or a stolen key), but the lease was never at this revision.
         try await h.assign(faultJob("future", fault: "none", epochs: 1), epoch: .max)
         let reported = try await alerts(h, count: 1)
@@ -60,6 +60,24 @@ struct AssignmentTrustTests {
         #expect(try await h.events("after") { $0.exit != nil }.exit?.completed == true)
         let remembered = try String(contentsOfFile: "\(h.workDirectory)/fencing-epoch", encoding: .utf8)
         #expect(remembered.trimmingCharacters(in: .whitespacesAndNewlines) == "2")
+    }
+
+    /// Chaos seed 18: a lease read from a lagging replica (its server cut from its peers) was one revision behind the
+    /// new leader's epoch; the agent refused the assignments for good and the jobs never started.
+    @Test func anEpochAheadOfTheLeaseReadRunsOnceTheLeaseReachesIt() async throws {
+        let h = try await AgentHarness()
+        try await h.startAgent()
+        let leader = try await h.js.existingKeyValue(bucket: Fleet.leaderBucket)
+        let revision = try await h.js.streamBounds("KV_\(Fleet.leaderBucket)").last
+        try await h.assign(faultJob("ahead", fault: "none", epochs: 1), epoch: revision + 2)
+        #expect(try await h.events("ahead", timeout: .seconds(2)) { !$0.isEmpty }.isEmpty, "not run while the lease is behind it")
+
+        try await leader.put("lease", Array("test-controller".utf8))
+        try await leader.put("lease", Array("test-controller".utf8))
+        #expect(try await h.events("ahead") { $0.exit != nil }.exit?.completed == true)
+        #expect(await h.agent!.rejectedAssignments == 0, "a lagging read is no security concern")
+        let remembered = try String(contentsOfFile: "\(h.workDirectory)/fencing-epoch", encoding: .utf8)
+        #expect(remembered.trimmingCharacters(in: .whitespacesAndNewlines) == "\(revision + 2)")
     }
 
     @Test func aSubscriptionNATSRefusesIsReportedToTheController() async throws {
