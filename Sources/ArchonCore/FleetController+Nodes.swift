@@ -7,6 +7,7 @@ extension FleetController {
         guard !nodeID.isEmpty else { return }
         var node = state.nodes[nodeID] ?? NodeRecord(id: nodeID, at: now)
         let cameBack = node.health == .offline
+        if now - node.lastSeenMs >= policy.detection.nodeSilence.milliseconds / 4 { node.heardAgainAtMs = now }
         node.lastSeenMs = max(node.lastSeenMs, now)
         node.health = .online
         state.nodes[nodeID] = node

@@ -121,17 +121,22 @@ extension FleetController {
         // A trainer heartbeat is a sign of life too (as the agent judges it): a slow epoch that keeps beating is
         // not a hang; its epoch limit bounds it.
         let alive = max(record.signals.lastProgressMs, record.signals.lastHeartbeatMs)
-        let deadline = max(alive, state.heardAgainAtMs) + window
+        let node = state.nodes[record.nodeID]
+        // The window runs from the job's last sign of life, or from when this controller or the job's node was heard
+        // again after a silence: what a frozen or cut-off agent queued arrives after its first events.
+        let since = max(alive, state.heardAgainAtMs, node?.heardAgainAtMs ?? 0)
+        let deadline = since + window
         if now < deadline {
             state.deadlines.set(.progressDeadline(jobID: jobID, attempt: attempt), at: deadline, &out)
             return
         }
-        // Hung means the node speaks and the job does not. A node silent since the job's last sign of life (its agent
-        // frozen, or cut off from NATS with everything queued in its spool while a server restarts) explains the
-        // job's silence: `detection.nodeSilence` judges the node, and the job gets a fresh window once it is heard
-        // again (found by `make chaos`: a job restarted as hung whose trainer was fine).
-        if let node = state.nodes[record.nodeID], node.lastSeenMs <= alive {
-            state.deadlines.set(.progressDeadline(jobID: jobID, attempt: attempt), at: now + window, &out)
+        // Hung means the node speaks and the job does not: the node was heard for at least half a window after that.
+        // A node silent since about then (its agent frozen, or cut off from NATS with everything queued in its spool)
+        // explains the job's silence: `detection.nodeSilence` judges the node (found by `make chaos` twice: a job
+        // restarted as hung whose trainer was fine — the second time its node's last heartbeat came 0.3 s after the
+        // job's last event, and then the agent froze).
+        if let node, node.lastSeenMs - since < window / 2 {
+            state.deadlines.set(.progressDeadline(jobID: jobID, attempt: attempt), at: now + window / 2, &out)
             return
         }
         let heartbeat = record.signals.lastHeartbeatMs > 0 ? "; last heartbeat \(Timestamp.iso8601(record.signals.lastHeartbeatMs))" : ""

@@ -19,6 +19,9 @@ public struct NodeRecord: Codable, Sendable, Hashable {
     /// Why it is cordoned.
     public internal(set) var cordonReason = ""
     public internal(set) var lastSeenMs: Int64
+    /// When it was last heard again after a silence of a quarter of `detection.nodeSilence` or more (its agent frozen,
+    /// cut off from NATS, restarted): its jobs' hang windows start over then. nil = never silent that long.
+    public internal(set) var heardAgainAtMs: Int64?
     /// Event time of the status applied, so an older redelivered status cannot replace a newer one.
     public internal(set) var statusTimeMs: Int64 = 0
     /// Resources above the pressure threshold in the latest status.

@@ -8,13 +8,15 @@ import Logging
 import Testing
 
 /// The state of a large fleet goes through the real store and comes back whole. Times and sizes are measured by
-/// `make bench-state` (docs/performance.md); this only shows that it works and nothing is lost.
+/// `make bench-state` (docs/performance.md), which also rebuilds 100,000 jobs on 10,000 nodes and counts them back;
+/// this shows at a fifth of that size (a fifth of the time in `make test`) that every entity comes back equal and a
+/// controller serves and extends what it loaded.
 @Suite("Controller state at fleet size", .serialized)
 struct StateScaleTests {
-    static let jobs = 100_000
-    static let nodes = 10_000
+    static let jobs = 20_000
+    static let nodes = 2_000
 
-    @Test func aHundredThousandJobsOnTenThousandNodesAreStoredRebuiltAndServed() async throws {
+    @Test func twentyThousandJobsOnTwoThousandNodesAreStoredRebuiltAndServed() async throws {
         let fleet = try await FleetHarness()
         let now = UnixTime.nowMillis()
         var core = StateScale.fleet(jobs: Self.jobs, nodes: Self.nodes, at: now)

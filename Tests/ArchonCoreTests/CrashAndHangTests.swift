@@ -61,6 +61,34 @@ import Testing
         #expect(decisions(actions) == ["stop job-1#1 on n1", "assign job-1#2 → n1"])
     }
 
+    /// Found by `make chaos` (seed 5 of a 20-seed run): the node's last heartbeat came 0.3 s after the job's last event,
+    /// then its agent froze for 6 s; when the job's window ran out the node had "spoken after the job", and the job
+    /// was restarted as hung while its trainer was fine. Hung needs the node heard for half a window without the job,
+    /// and a node heard again after a long silence gives its jobs a fresh window.
+    @Test func aJobWhoseNodeFellSilentJustAfterItIsNotCalledHung() {
+        var fleet = Fleet(policy: .noBackoff)
+        _ = fleet.submit(spec("job-1"))
+        _ = fleet.start("job-1")
+        fleet.advance(minute)
+        _ = fleet.epoch("job-1", 1, loss: 1.0)
+        fleet.advance(300)  // the node's heartbeat, just after the job's last event
+        fleet.silence("n1")
+        fleet.at(11 * minute + 1000)  // the job's window (10m) has run out while the node was silent
+        #expect(decisions(fleet.fire(.progressDeadline(jobID: "job-1", attempt: 1))) == [])
+
+        // The node is heard again before the job's queued events: the job's window starts over from then.
+        fleet.live.append("n1")
+        fleet.advance(second)
+        #expect(fleet.controller.state.nodes["n1"]?.heardAgainAtMs == fleet.now)
+        fleet.advance(6 * minute)
+        #expect(decisions(fleet.fire(.progressDeadline(jobID: "job-1", attempt: 1))) == [])
+        #expect(fleet.job("job-1").status == .running)
+
+        // A whole window after its node came back, the node speaking and the job silent: now it is hung.
+        fleet.advance(5 * minute)
+        #expect(decisions(fleet.fire(.progressDeadline(jobID: "job-1", attempt: 1))) == ["stop job-1#1 on n1", "assign job-1#2 → n1"])
+    }
+
     @Test func theAgentReportingNoProgressIsAHang() {
         var fleet = Fleet(policy: .noBackoff)
         _ = fleet.submit(spec("job-1"))

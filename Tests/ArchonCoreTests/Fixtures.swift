@@ -53,13 +53,23 @@ struct Fleet {
     mutating func advance(_ ms: Int64) { moveClock(to: now + ms) }
     mutating func at(_ ms: Int64) { moveClock(to: t0 + ms) }
 
-    /// The clock moves; every live agent says it is alive.
+    /// The clock moves; every live agent says it is alive, every 10 s on the way as a real one does (every 2 s):
+    /// a gap in what a node says means something (its jobs' hang windows start over after a long one).
     mutating func moveClock(to time: Int64) {
+        var beat = now + 10 * second
+        while beat < time {
+            heartbeatLiveNodes(at: beat)
+            beat += 10 * second
+        }
         now = time
+        heartbeatLiveNodes(at: now)
+    }
+
+    private mutating func heartbeatLiveNodes(at time: Int64) {
         for node in live {
             _ = controller.eventReceived(
-                TrainingEvent(jobID: "", nodeID: node, attempt: 0, sequence: 0, timeMs: now, body: .heartbeat(Heartbeat())),
-                subjectNode: node, at: now)
+                TrainingEvent(jobID: "", nodeID: node, attempt: 0, sequence: 0, timeMs: time, body: .heartbeat(Heartbeat())),
+                subjectNode: node, at: time)
         }
     }
 
