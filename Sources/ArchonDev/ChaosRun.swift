@@ -173,7 +173,7 @@ public final class ChaosRun: @unchecked Sendable {
         let ids = Set(workload.map(\.id))
         let jobs = try await settle(ids)
         sampler.stop()
-        let result = try await check(jobs, injected: injected)
+        let result = try await checkWhenReadable(jobs, injected: injected)
         return ChaosResult(faults: injected, jobs: result.jobs, pagedCauses: result.paged, violations: result.violations,
                            checked: result.checked, seconds: Bench.seconds(ContinuousClock.now - started))
     }
@@ -371,9 +371,26 @@ public final class ChaosRun: @unchecked Sendable {
 
     // MARK: Invariants
 
-    private func check(_ jobs: [JobView], injected: [String]) async throws
-        -> (jobs: [String: ChaosJobOutcome], paged: Set<String>, violations: [String], checked: [String: Int])
-    {
+    /// The checks only read; a read NATS refuses for a moment (JetStream "temporarily unavailable" while a stream
+    /// elects a leader after the last fault) is read again, for up to 30 s, rather than failing the run (seed 19).
+    private func checkWhenReadable(_ jobs: [JobView], injected: [String]) async throws -> Checked {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            var checked: Checked?
+            do {
+                checked = try await check(jobs, injected: injected)
+            } catch {
+                guard error is NATSError, ContinuousClock.now < deadline else { throw error }
+                print("  check: \(error); reading again")
+            }
+            if let checked { return checked }
+            try await Task.sleep(for: .seconds(2))
+        }
+    }
+
+    typealias Checked = (jobs: [String: ChaosJobOutcome], paged: Set<String>, violations: [String], checked: [String: Int])
+
+    private func check(_ jobs: [JobView], injected: [String]) async throws -> Checked {
         guard let admin else { throw DevError("not connected") }
         let js = try admin.jetStream()
         var violations: [String] = []
