@@ -173,15 +173,29 @@ public func executable(_ name: String) throws -> URL {
     throw DevError("\(name) not found in PATH: install it with `make deps`, or `apt-get install nats-server` on Debian/Ubuntu (https://docs.nats.io/running-a-nats-service/introduction/installation elsewhere)")
 }
 
-/// A TCP port that is free on 127.0.0.1 right now.
+/// A TCP port that is free on 127.0.0.1 right now, below the kernel's ephemeral range: a port from that range can
+/// become the local end of any outgoing connection the moment its listener closes, and a server restarted on it then
+/// cannot bind (found by `make chaos`, seed 13: a nats-server's route port taken while it was down).
 public func freeLoopbackPort() throws -> Int {
+    let ephemeral = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+        .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32768
+    let below = 10_000..<max(10_001, ephemeral)
+    for _ in 0..<500 {
+        let port = Int.random(in: below)
+        if (try? bindLoopback(port: port)) != nil { return port }
+    }
+    return try bindLoopback(port: 0)
+}
+
+/// Binds a TCP socket to 127.0.0.1:`port` (0 = any) and closes it again; returns the port bound.
+private func bindLoopback(port: Int) throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw DevError("socket() failed") }
     defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
+    addr.sin_port = UInt16(port).bigEndian
     let bound = withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
