@@ -95,9 +95,39 @@ public struct ChaosJobOutcome: Codable, Sendable, Equatable, CustomStringConvert
     public var failures: [String]
     /// The config changes, in order ("batchSize 32 -> 16, …").
     public var configChanges: [String]
+    /// Attempts that ended as a node fault (killed by a fence, or on a node that went silent).
+    public var nodeFaults: Int
+
+    public init(status: String, failures: [String], configChanges: [String], nodeFaults: Int = 0) {
+        self.status = status
+        self.failures = failures
+        self.configChanges = configChanges
+        self.nodeFaults = nodeFaults
+    }
 
     public var description: String {
         "\(status); failures [\(failures.joined(separator: ", "))]; changes [\(configChanges.joined(separator: "; "))]"
+            + (nodeFaults > 0 ? "; \(nodeFaults) node fault(s)" : "")
+    }
+
+    /// Ended as `expected` (the fault-free run's) did. An attempt a node fault ended before its own failure came (a
+    /// fence stopping a trainer that was about to hang; the runbook's once-only faults then do not recur) takes
+    /// that failure, and the change it would have led to, with it: what is left must still come in the same order.
+    public func matches(_ expected: ChaosJobOutcome) -> Bool {
+        guard status == expected.status else { return false }
+        if failures == expected.failures { return configChanges == expected.configChanges }
+        let preempted = expected.failures.count - failures.count
+        return preempted > 0 && preempted <= nodeFaults && Self.isSubsequence(failures, of: expected.failures)
+            && Self.isSubsequence(configChanges, of: expected.configChanges)
+    }
+
+    static func isSubsequence(_ part: [String], of whole: [String]) -> Bool {
+        var rest = whole[...]
+        for item in part {
+            guard let index = rest.firstIndex(of: item) else { return false }
+            rest = rest[rest.index(after: index)...]
+        }
+        return true
     }
 }
 
@@ -498,7 +528,8 @@ public final class ChaosRun: @unchecked Sendable {
             outcomes[job.id] = ChaosJobOutcome(
                 status: job.status,
                 failures: job.history.map(\.failureClass).filter { !$0.isEmpty && $0 != "none" && $0 != FailureClass.nodeFault.rawValue },
-                configChanges: job.history.map(\.configChange).filter { !$0.isEmpty })
+                configChanges: job.history.map(\.configChange).filter { !$0.isEmpty },
+                nodeFaults: job.history.filter { $0.failureClass == FailureClass.nodeFault.rawValue }.count)
         }
         return (outcomes, paged, violations, checked)
     }
