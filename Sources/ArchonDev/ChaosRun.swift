@@ -651,8 +651,10 @@ final class ProcessSampler: @unchecked Sendable {
                     guard processes.count > 1 else { continue }
                     let key = "\(job) \(processes.map(\.pid).sorted())"
                     if reported.insert(key).inserted {
-                        found.append("\(job): \(processes.count) live trainers at once: " +
-                                     processes.map { "pid \($0.pid) (parent \($0.parent)) attempt \($0.attempt)" }.joined(separator: ", "))
+                        // Each one's command line and its parent's: what the process was, should this be a misread.
+                        found.append("\(job): \(processes.count) live trainers at once: " + processes.map {
+                            "pid \($0.pid) [\(Self.commandLine($0.pid))] (parent \($0.parent) [\(Self.commandLine($0.parent))]) attempt \($0.attempt)"
+                        }.joined(separator: ", "))
                     }
                 }
                 state.withLock {
@@ -694,6 +696,12 @@ final class ProcessSampler: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    /// A process's command line, arguments joined by spaces, at most 160 characters ("?" when it is gone).
+    static func commandLine(_ pid: Int32) -> String {
+        guard let raw = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")), !raw.isEmpty else { return "?" }
+        return String(raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ").prefix(160))
     }
 
     /// SIGKILL pending (the kernel's OOM killer, a fence's or an agent's kill): the process is being torn down and
