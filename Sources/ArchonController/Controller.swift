@@ -414,14 +414,7 @@ public actor Controller: Service {
                         stream: Fleet.eventsStream, durable: Self.durableName, filterSubject: Fleet.eventsSubjects,
                         ackWait: .milliseconds(Int(config.ackWaitSeconds * 1000)))
                 }
-                var batch = try await consumer!.fetch(batch: config.fetchBatch, timeout: .milliseconds(500))
-                // Group commit: what waits already joins this commit, up to `commitGroup` events.
-                while batch.count < config.commitGroup, let waiting = batch.last?.metadata?.pending, waiting > 0 {
-                    let more = try await consumer!.fetch(batch: min(config.fetchBatch, config.commitGroup - batch.count),
-                                                         timeout: .milliseconds(50))
-                    if more.isEmpty { break }
-                    batch += more
-                }
+                let batch = try await consumer!.fetch(batch: config.fetchBatch, timeout: .milliseconds(500))
                 if batch.isEmpty {
                     if !caughtUp { await backlogRead() }
                     continue

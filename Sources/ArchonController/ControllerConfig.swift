@@ -132,10 +132,6 @@ public struct ControllerConfig: Codable, Sendable {
     public var replicas: Int
     /// Events fetched per batch from the durable consumer.
     public var fetchBatch: Int
-    /// Most events one store of the state covers: while more wait in the stream, further batches are fetched into
-    /// the same commit (one journal record, the acknowledgements after it). A backlog then costs one write per job
-    /// per group instead of one per batch; with nothing waiting a batch is committed alone, as soon as it is decided.
-    public var commitGroup: Int = 2048
     /// Seconds before JetStream redelivers events fetched and not acknowledged: what a crashed leader had
     /// fetched reaches the next one after at most this long (and the events of those jobs wait for it).
     /// It is the durable consumer's ack wait: changing it on a running fleet means editing the consumer too.
@@ -196,7 +192,6 @@ public struct ControllerConfig: Codable, Sendable {
         leaseSeconds = try c.decodeIfPresent(Double.self, forKey: .leaseSeconds) ?? d.leaseSeconds
         replicas = try c.decodeIfPresent(Int.self, forKey: .replicas) ?? d.replicas
         fetchBatch = try c.decodeIfPresent(Int.self, forKey: .fetchBatch) ?? d.fetchBatch
-        commitGroup = try c.decodeIfPresent(Int.self, forKey: .commitGroup) ?? d.commitGroup
         ackWaitSeconds = try c.decodeIfPresent(Double.self, forKey: .ackWaitSeconds) ?? d.ackWaitSeconds
         maxDeliveries = try c.decodeIfPresent(Int.self, forKey: .maxDeliveries) ?? d.maxDeliveries
         stateFlushSeconds = try c.decodeIfPresent(Double.self, forKey: .stateFlushSeconds) ?? d.stateFlushSeconds

@@ -23,8 +23,6 @@ public enum IngestBenchmark {
         public var nodes: Int
         public var events: Int
         public var batch: Int
-        /// The controller's `commitGroup`.
-        public var commitGroup: Int
         /// Events per second, one entry per round.
         public var controller: [Double]
         public var bare: [Double]
@@ -34,7 +32,7 @@ public enum IngestBenchmark {
         public var eventBytes: Int
     }
 
-    public static func run(trackedJobs: Int, simulatedJobs: Int, events: Int, rounds: Int, batch: Int, commitGroup: Int,
+    public static func run(trackedJobs: Int, simulatedJobs: Int, events: Int, rounds: Int, batch: Int,
                            logger: Logger, progress: @Sendable (String) -> Void = { _ in }) async throws -> Row {
         let now = UnixTime.nowMillis()
         let nodes = max(1, (max(trackedJobs, simulatedJobs) + 3) / 4)  // 4 jobs of one GPU on nodes of 8: all placed
@@ -50,13 +48,11 @@ public enum IngestBenchmark {
             progress("round \(round): \(events) events stored; bare consumer…")
             bareRates.append(try await drainBare(bench.js, events: events, batch: batch))
             progress("round \(round): bare \(Int(bareRates.last!)) events/s; controller…")
-            controllerRates.append(try await drainController(server: bench.server, js: bench.js, events: events, batch: batch,
-                                                               commitGroup: commitGroup, logger: logger))
+            controllerRates.append(try await drainController(server: bench.server, js: bench.js, events: events, batch: batch, logger: logger))
             progress("round \(round): controller \(Int(controllerRates.last!)) events/s")
         }
         let ratio = Bench.median(controllerRates) / max(Bench.median(bareRates), 1)
-        return Row(trackedJobs: trackedJobs, nodes: nodes, events: events, batch: batch, commitGroup: commitGroup,
-                   controller: controllerRates, bare: bareRates,
+        return Row(trackedJobs: trackedJobs, nodes: nodes, events: events, batch: batch, controller: controllerRates, bare: bareRates,
                    ratio: ratio, eventBytes: eventBytes)
     }
 
@@ -92,11 +88,10 @@ public enum IngestBenchmark {
     }
 
     /// A real controller, leader of an empty election, consuming with its own durable; events per second.
-    static func drainController(server: NATSServer, js: JetStream, events: Int, batch: Int, commitGroup: Int, logger: Logger,
+    static func drainController(server: NATSServer, js: JetStream, events: Int, batch: Int, logger: Logger,
                                 window: Duration = .seconds(30)) async throws -> Double {
-        var config = ControllerConfig(id: "bench", nats: server.url, httpPort: 0, leaseSeconds: 10, fetchBatch: batch,
+        let config = ControllerConfig(id: "bench", nats: server.url, httpPort: 0, leaseSeconds: 10, fetchBatch: batch,
                                       ackWaitSeconds: 60, stateFlushSeconds: 3600)
-        config.commitGroup = commitGroup
         let controller = try Controller(config: config, logger: logger)
         let task = Task {
             try await ServiceGroup(configuration: .init(services: [controller], logger: logger)).run()

@@ -16,8 +16,6 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Events in the stream each round.") var events = 300_000
         @Option(help: "Rounds per size (bare consumer and controller alternate).") var rounds = 3
         @Option(help: "Fetch batch, the same for both.") var batch = 256
-        @Option(help: "The controller's commitGroup (its default: 2048): most events one store of its state covers; = --batch stores once per batch.")
-        var commitGroup = 2048
         @Option(help: "Also write the rows as JSON to this file.") var json: String?
 
         func run() async throws {
@@ -27,7 +25,7 @@ struct BenchCommand: AsyncParsableCommand {
             for size in numbers(jobs) {
                 say(size == 0 ? "measuring events of 200 unknown jobs…" : "measuring \(size) tracked jobs…")
                 rows.append(try await IngestBenchmark.run(trackedJobs: size, simulatedJobs: 200, events: events, rounds: rounds,
-                                                          batch: batch, commitGroup: commitGroup, logger: logger) { say("  \($0)") })
+                                                          batch: batch, logger: logger) { say("  \($0)") })
             }
             say(IngestBenchmark.table(rows))
             if let json { try writeJSON(rows, to: json) }

@@ -167,31 +167,3 @@ struct StateTakeoverFlushTests {
         #expect(stored.node("node-1")?.status.agentVersion == "8")
     }
 }
-
-/// A backlog is stored in groups: while events wait in the stream, further batches join the same commit, so a burst
-/// costs one journal record (and one write of each changed entity) per `commitGroup` events, not per fetched batch.
-@Suite("Controller commits a backlog in groups", .serialized)
-struct CommitGroupTests {
-    @Test func aBacklogOfThreeHundredEventsIsStoredInAFewRecordsAndAllAcknowledged() async throws {
-        let fleet = try await FleetHarness()
-        let now = UnixTime.nowMillis()
-        for sequence in 1...300 {
-            let event = TrainingEvent(jobID: "", nodeID: "n1", attempt: 0, sequence: UInt64(sequence), timeMs: now,
-                                      body: .heartbeat(Heartbeat(runningJobs: 0)))
-            _ = try await fleet.js.publish(Fleet.eventsSubject(node: "n1", job: nil), event.encoded())
-        }
-        var config = fleet.controllerConfig()
-        config.fetchBatch = 16
-        config.commitGroup = 128
-        config.stateFlushSeconds = 3600  // the journal keeps every record this test counts
-        let controller = try await RunningController(config: config)
-        _ = try await waitFor("the backlog to be acknowledged", timeout: .seconds(30)) { () -> Bool? in
-            let info = try await fleet.consumerInfo()
-            return (info["num_pending"] as? Int) == 0 && (info["num_ack_pending"] as? Int) == 0 ? true : nil
-        }
-        let records = try await fleet.js.streamMessages(StateStore.journalStream)
-        // 300 events in batches of 16 are 19 batches; in groups of 128, 3 commits plus the takeover's own records.
-        #expect(records <= 8, "\(records) journal records for 300 events")
-        await controller.stop()
-    }
-}
