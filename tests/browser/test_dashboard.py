@@ -30,6 +30,7 @@ ARTEFACTS = os.environ.get("ARCHON_BROWSER_ARTEFACTS", os.path.join(ROOT, ".buil
 
 from selenium import webdriver  # scripts/install-deps installs it: a missing one fails, never skips
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 
@@ -107,7 +108,12 @@ def shot(browser, name):
 
 def test_dashboard_in_chromium(fleet, browser):
     base = fleet["ARCHON_API"]
-    wait = WebDriverWait(browser, 120, poll_frequency=0.5)
+    # The page redraws its sections from the live stream (and a form post loads a new page): an element found a moment
+    # ago may be gone, so each wait reads again when it meets a stale one, and reads that must agree happen in one wait.
+    wait = WebDriverWait(browser, 120, poll_frequency=0.5, ignored_exceptions=[StaleElementReferenceException])
+
+    def click(by, selector):
+        wait.until(lambda b: b.find_element(by, selector).click() or True)
 
     # The one-time link logs in by itself and leaves the address bar without its code.
     browser.get(fleet["ARCHON_DASHBOARD_URL"])
@@ -124,8 +130,7 @@ def test_dashboard_in_chromium(fleet, browser):
     wait.until(lambda b: b.find_elements(By.ID, "token"))
     browser.find_element(By.ID, "token").send_keys(fleet["ARCHON_TOKEN"])
     browser.find_element(By.ID, "login").click()
-    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "section#nodes td"))
-    nodes = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "section#nodes tbody tr td:first-child")]
+    nodes = wait.until(lambda b: [td.text for td in b.find_elements(By.CSS_SELECTOR, "section#nodes tbody tr td:first-child")])
     assert nodes == ["n1", "n2"], nodes
     # The page follows its live stream.
     wait.until(lambda b: b.find_element(By.ID, "live-state").text == "live")
@@ -135,15 +140,17 @@ def test_dashboard_in_chromium(fleet, browser):
     api(fleet, "POST", "/v1/training/jobs", spec, "application/yaml")
     browser.get(base + "/ui/jobs/late-oom")
     wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, 'circle[data-attempt="2"][data-kind="train"]'))
-    attempt1 = browser.find_elements(By.CSS_SELECTOR, 'circle[data-attempt="1"][data-kind="train"]')
-    attempt2 = browser.find_elements(By.CSS_SELECTOR, 'circle[data-attempt="2"][data-kind="train"]')
-    assert [c.get_attribute("data-epoch") for c in attempt1] == ["1", "2"]
-    assert attempt2[0].get_attribute("data-epoch") == "3"
-    markers = [m.text for m in browser.find_elements(By.CSS_SELECTOR, "svg.chart g.marker text")]
+    def chart(b):
+        epochs = {attempt: [c.get_attribute("data-epoch") for c in b.find_elements(
+            By.CSS_SELECTOR, f'circle[data-attempt="{attempt}"][data-kind="train"]')] for attempt in (1, 2)}
+        return epochs, [m.text for m in b.find_elements(By.CSS_SELECTOR, "svg.chart g.marker text")]
+    epochs, markers = wait.until(chart)
+    assert epochs[1] == ["1", "2"], epochs
+    assert epochs[2][0] == "3", epochs
     assert any("OOM" in m and "batch 64 → 32" in m and "resumed from epoch 2" in m for m in markers), markers
     assert int(browser.find_element(By.TAG_NAME, "body").get_attribute("data-updates") or 0) > 0, "no live update arrived"
-    rows = browser.find_elements(By.CSS_SELECTOR, "section#attempts tbody tr")
-    assert len(rows) == 2 and "batch 64 → 32, accumulation ×2" in rows[1].text
+    rows = wait.until(lambda b: [r.text for r in b.find_elements(By.CSS_SELECTOR, "section#attempts tbody tr")])
+    assert len(rows) == 2 and "batch 64 → 32, accumulation ×2" in rows[1], rows
     # Let it finish so the screenshot shows the whole curve.
     wait.until(lambda b: "completed" in b.find_element(By.ID, "job-summary").text)
     wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, 'circle[data-attempt="2"][data-kind="train"][data-epoch="6"]'))
@@ -168,10 +175,10 @@ def test_dashboard_in_chromium(fleet, browser):
     browser.get(base + "/ui/")
     wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, f'section#incidents a[href="/ui/incidents/{incident["id"]}"]'))
     shot(browser, "fleet.png")
-    browser.find_element(By.CSS_SELECTOR, f'section#incidents a[href="/ui/incidents/{incident["id"]}"]').click()
-    wait.until(lambda b: b.find_elements(By.ID, "template"))
-    assert "Subject: Training Failure Escalation - digits-missing-dataset" in browser.find_element(By.ID, "template").text
-    browser.find_element(By.ID, "ack").click()
+    click(By.CSS_SELECTOR, f'section#incidents a[href="/ui/incidents/{incident["id"]}"]')
+    template = wait.until(lambda b: b.find_element(By.ID, "template").text)
+    assert "Subject: Training Failure Escalation - digits-missing-dataset" in template
+    click(By.ID, "ack")
     wait.until(lambda b: "acknowledged by admin" in b.find_element(By.ID, "levels").text)
     assert not browser.find_elements(By.ID, "ack")
     shot(browser, "incident.png")
