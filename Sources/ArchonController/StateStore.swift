@@ -14,6 +14,9 @@ public import Logging
 /// - Every `flushInterval` the entities changed since the last flush are written to KV `archon_state`, one key per
 ///   entity (`job.<id>`, `node.<id>`, …), then `store.position` records the journal sequence they include, and the
 ///   journal below it is purged. A key written many times between flushes is written once.
+/// - A job's **live part** (``JobLive``: its current attempt's applied sequences and last signs of life), which most
+///   events change, is stored under `live.<id>`, apart from its record, in every batch that changes the job; the record
+///   itself only when something else in it changed. A loaded record gets its live part back.
 /// - Loading reads every key of `archon_state`, then replays the journal above `store.position`; a batch whose parts
 ///   are not all there was never acknowledged, and is dropped.
 ///
@@ -23,6 +26,7 @@ public actor StateStore {
     public static let journalSubject = "archon.v1.state.journal"
     public static let positionKey = "store.position"
     static let outboxPrefix = "outbox."
+    static let livePrefix = "live."
     /// Reads of the whole state tried before a load gives up on a state that keeps moving under it.
     static let loadAttempts = 5
 
@@ -47,6 +51,9 @@ public actor StateStore {
     /// The revision of each key this store last read or wrote: a flush writes over that revision only (see
     /// ``storeFenced(_:_:)``). Absent: the key did not exist, or was deleted.
     private var revisions: [String: UInt64] = [:]
+    /// ``StoredJob/hashWithoutLive`` of each job record this store wrote: equal again, the live part alone is written.
+    /// Empty after a load, so the first write of each job is whole.
+    private var recordHashes: [String: Int] = [:]
     private var flushing = false
     private var lastFlush = ContinuousClock.now
     private var lastMarkerPurge = ContinuousClock.now
@@ -193,6 +200,7 @@ public actor StateStore {
             // that completed under one leader were running again after the next two failovers).
             unflushed = replayed
             revisions = seen
+            recordHashes = [:]
             // Message ids must never repeat one of an earlier run inside the duplicate window.
             run = String(UInt32.random(in: .min ... .max), radix: 36)
         }
@@ -210,23 +218,32 @@ public actor StateStore {
             for await part in group {
                 all.entities += part.entities
                 all.outbox.merge(part.outbox) { a, _ in a }
+                all.live.merge(part.live) { a, _ in a }
                 all.unknown += part.unknown
                 all.errors += part.errors
             }
             return all
         }
         for key in decoded.unknown { logger.warning("controller.state.unknown_key", metadata: ["kv.key": "\(key)"]) }
+        var entities = decoded.entities
+        for (index, entity) in entities.enumerated() {
+            if case .job(var job) = entity, let live = decoded.live[job.record.spec.id] {
+                job.apply(live)
+                entities[index] = .job(job)
+            }
+        }
         for (key, error) in decoded.errors {
             metrics.stateLoadErrors.increment()
             logger.error("controller.state.entity_unreadable", metadata: ["kv.key": "\(key)", "error": "\(error)"])
         }
-        let entities = decoded.entities, outbox = decoded.outbox
-        return Loaded(entities: entities, outbox: outbox, journalRecords: records, bytes: bytes)
+        return Loaded(entities: entities, outbox: decoded.outbox, journalRecords: records, bytes: bytes)
     }
 
     private struct Decoded: Sendable {
         var entities: [StoredEntity] = []
         var outbox: [String: ControllerAction] = [:]
+        /// Live parts, by job id.
+        var live: [String: JobLive] = [:]
         var unknown: [String] = []
         var errors: [(String, String)] = []
     }
@@ -238,6 +255,8 @@ public actor StateStore {
             do {
                 if key.hasPrefix(outboxPrefix) {
                     out.outbox[key] = try JSONDecoder.archon.decode(ControllerAction.self, from: Data(value))
+                } else if key.hasPrefix(livePrefix), case .job(let id)? = EntityKey("job." + key.dropFirst(livePrefix.count)) {
+                    out.live[id] = try JSONDecoder.archon.decode(JobLive.self, from: Data(value))
                 } else if let entityKey = EntityKey(key) {
                     out.entities.append(try decode(entityKey, value))
                 } else {
@@ -259,8 +278,29 @@ public actor StateStore {
     public func commit(_ changes: [(EntityKey, StoredEntity?)], outbox: [(String, ControllerAction?)]) async throws -> Int {
         var entries: [(String, [UInt8]?)] = []
         entries.reserveCapacity(changes.count + outbox.count)
+        var hashes: [(String, Int?)] = []
         for (key, entity) in changes {
-            entries.append((key.description, try entity.map(Self.encode)))
+            let name = key.description
+            guard case .job = key else {
+                entries.append((name, try entity.map(Self.encode)))
+                continue
+            }
+            let live = Self.livePrefix + name.dropFirst("job.".count)
+            guard case .job(let job)? = entity else {
+                entries += [(name, nil), (live, nil)]
+                hashes.append((name, nil))
+                continue
+            }
+            // The record when anything but the live part changed; the live part always, so that it is never older
+            // than the record it is loaded onto.
+            let hash = job.hashWithoutLive
+            if recordHashes[name] != hash {
+                entries.append((name, try Self.encode(.job(job))))
+                hashes.append((name, hash))
+            }
+            if let part = job.live {  // none before the first attempt
+                entries.append((live, Array(try JSONEncoder.state.encode(part))))
+            }
         }
         for (key, action) in outbox {
             entries.append((key, try action.map { Array(try JSONEncoder.state.encode($0)) }))
@@ -279,6 +319,7 @@ public actor StateStore {
         }
         committedSequence = lastSequence
         for (key, value) in entries { unflushed[key] = value }
+        for (key, hash) in hashes { recordHashes[key] = hash }
         metrics.stateBytesPerBatch.record(written)
         metrics.stateBatches.increment()
         if !flushing, ContinuousClock.now - lastFlush >= flushInterval {

@@ -88,6 +88,47 @@ public struct StoredJob: Codable, Sendable, Hashable {
     public var healthy: [HealthyObservation]
 }
 
+/// The part of a job's record that almost every event changes: its current attempt's applied sequences and the times
+/// of its last signs of life. Stored apart from the record (see the controller's `StateStore`), so that a batch of
+/// steps, heartbeats and resource samples writes a few dozen bytes per job instead of the whole record.
+public struct JobLive: Codable, Sendable, Hashable {
+    public var attempt: Int
+    public var sequences: SequenceWindow
+    public var lastProgressMs: Int64
+    public var epochStartMs: Int64
+    public var lastHeartbeatMs: Int64
+}
+
+extension StoredJob {
+    /// The current attempt's live part; nil before the first attempt.
+    public var live: JobLive? {
+        guard let current = record.history.last else { return nil }
+        return JobLive(attempt: current.attempt, sequences: current.sequences, lastProgressMs: current.signals.lastProgressMs,
+                       epochStartMs: current.signals.epochStartMs, lastHeartbeatMs: current.signals.lastHeartbeatMs)
+    }
+
+    /// A hash of everything but ``live``: while it stays the same, storing ``live`` alone keeps the stored job whole.
+    public var hashWithoutLive: Int {
+        var rest = self
+        if let last = rest.record.history.indices.last {
+            rest.record.history[last].sequences = SequenceWindow()
+            rest.record.history[last].signals.lastProgressMs = 0
+            rest.record.history[last].signals.epochStartMs = 0
+            rest.record.history[last].signals.lastHeartbeatMs = 0
+        }
+        return rest.hashValue
+    }
+
+    /// Puts a live part stored after this record back in: only onto the attempt it belongs to.
+    public mutating func apply(_ live: JobLive) {
+        guard let last = record.history.indices.last, record.history[last].attempt == live.attempt else { return }
+        record.history[last].sequences = live.sequences
+        record.history[last].signals.lastProgressMs = live.lastProgressMs
+        record.history[last].signals.epochStartMs = live.epochStartMs
+        record.history[last].signals.lastHeartbeatMs = live.lastHeartbeatMs
+    }
+}
+
 /// A node as stored, with its silence deadline.
 public struct StoredNode: Codable, Sendable, Hashable {
     public var record: NodeRecord
