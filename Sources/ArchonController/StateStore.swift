@@ -14,9 +14,10 @@ public import Logging
 /// - Every `flushInterval` the entities changed since the last flush are written to KV `archon_state`, one key per
 ///   entity (`job.<id>`, `node.<id>`, …), then `store.position` records the journal sequence they include, and the
 ///   journal below it is purged. A key written many times between flushes is written once.
-/// - A job's **live part** (``JobLive``: its current attempt's applied sequences and last signs of life), which most
-///   events change, is stored under `live.<id>`, apart from its record, in every batch that changes the job; the record
-///   itself only when something else in it changed. A loaded record gets its live part back.
+/// - The **live part** of a job (``JobLive``: its current attempt's applied sequences and last signs of life) or of a
+///   node (``NodeLive``: when it was last heard), which nearly every event changes, is stored under `live.<key>`, apart
+///   from the record, in every batch that changes the entity; the record itself only when something else in it
+///   changed. A loaded record gets its live part back.
 /// - Loading reads every key of `archon_state`, then replays the journal above `store.position`; a batch whose parts
 ///   are not all there was never acknowledged, and is dropped.
 ///
@@ -51,8 +52,8 @@ public actor StateStore {
     /// The revision of each key this store last read or wrote: a flush writes over that revision only (see
     /// ``storeFenced(_:_:)``). Absent: the key did not exist, or was deleted.
     private var revisions: [String: UInt64] = [:]
-    /// ``StoredJob/hashWithoutLive`` of each job record this store wrote: equal again, the live part alone is written.
-    /// Empty after a load, so the first write of each job is whole.
+    /// The hash without the live part of each job and node record this store wrote: equal again, the live part alone
+    /// is written. Empty after a load, so the first write of each is whole.
     private var recordHashes: [String: Int] = [:]
     private var flushing = false
     private var lastFlush = ContinuousClock.now
@@ -218,7 +219,8 @@ public actor StateStore {
             for await part in group {
                 all.entities += part.entities
                 all.outbox.merge(part.outbox) { a, _ in a }
-                all.live.merge(part.live) { a, _ in a }
+                all.jobLive.merge(part.jobLive) { a, _ in a }
+                all.nodeLive.merge(part.nodeLive) { a, _ in a }
                 all.unknown += part.unknown
                 all.errors += part.errors
             }
@@ -227,9 +229,17 @@ public actor StateStore {
         for key in decoded.unknown { logger.warning("controller.state.unknown_key", metadata: ["kv.key": "\(key)"]) }
         var entities = decoded.entities
         for (index, entity) in entities.enumerated() {
-            if case .job(var job) = entity, let live = decoded.live[job.record.spec.id] {
+            switch entity {
+            case .job(var job):
+                guard let live = decoded.jobLive[job.record.spec.id] else { continue }
                 job.apply(live)
                 entities[index] = .job(job)
+            case .node(var node):
+                guard let live = decoded.nodeLive[node.record.id] else { continue }
+                node.apply(live)
+                entities[index] = .node(node)
+            case .spec, .dataset, .incident, .fleet:
+                continue
             }
         }
         for (key, error) in decoded.errors {
@@ -242,8 +252,9 @@ public actor StateStore {
     private struct Decoded: Sendable {
         var entities: [StoredEntity] = []
         var outbox: [String: ControllerAction] = [:]
-        /// Live parts, by job id.
-        var live: [String: JobLive] = [:]
+        /// Live parts, by job and node id.
+        var jobLive: [String: JobLive] = [:]
+        var nodeLive: [String: NodeLive] = [:]
         var unknown: [String] = []
         var errors: [(String, String)] = []
     }
@@ -255,8 +266,12 @@ public actor StateStore {
             do {
                 if key.hasPrefix(outboxPrefix) {
                     out.outbox[key] = try JSONDecoder.archon.decode(ControllerAction.self, from: Data(value))
-                } else if key.hasPrefix(livePrefix), case .job(let id)? = EntityKey("job." + key.dropFirst(livePrefix.count)) {
-                    out.live[id] = try JSONDecoder.archon.decode(JobLive.self, from: Data(value))
+                } else if key.hasPrefix(livePrefix) {
+                    switch EntityKey(String(key.dropFirst(livePrefix.count))) {
+                    case .job(let id)?: out.jobLive[id] = try JSONDecoder.archon.decode(JobLive.self, from: Data(value))
+                    case .node(let id)?: out.nodeLive[id] = try JSONDecoder.archon.decode(NodeLive.self, from: Data(value))
+                    default: out.unknown.append(key)
+                    }
                 } else if let entityKey = EntityKey(key) {
                     out.entities.append(try decode(entityKey, value))
                 } else {
@@ -281,26 +296,29 @@ public actor StateStore {
         var hashes: [(String, Int?)] = []
         for (key, entity) in changes {
             let name = key.description
-            guard case .job = key else {
-                entries.append((name, try entity.map(Self.encode)))
+            let live = Self.livePrefix + name
+            guard let entity else {
+                entries.append((name, nil))
+                switch key {
+                case .job, .node:
+                    entries.append((live, nil))
+                    hashes.append((name, nil))
+                case .spec, .dataset, .incident, .fleet:
+                    break
+                }
                 continue
             }
-            let live = Self.livePrefix + name.dropFirst("job.".count)
-            guard case .job(let job)? = entity else {
-                entries += [(name, nil), (live, nil)]
-                hashes.append((name, nil))
+            guard let (hash, part) = try Self.split(entity) else {
+                entries.append((name, try Self.encode(entity)))
                 continue
             }
             // The record when anything but the live part changed; the live part always, so that it is never older
             // than the record it is loaded onto.
-            let hash = job.hashWithoutLive
             if recordHashes[name] != hash {
-                entries.append((name, try Self.encode(.job(job))))
+                entries.append((name, try Self.encode(entity)))
                 hashes.append((name, hash))
             }
-            if let part = job.live {  // none before the first attempt
-                entries.append((live, Array(try JSONEncoder.state.encode(part))))
-            }
+            entries.append((live, part))
         }
         for (key, action) in outbox {
             entries.append((key, try action.map { Array(try JSONEncoder.state.encode($0)) }))
@@ -462,6 +480,20 @@ public actor StateStore {
         case .dataset(let v): return Array(try encoder.encode(v))
         case .incident(let v): return Array(try encoder.encode(v))
         case .fleet(let v): return Array(try encoder.encode(v))
+        }
+    }
+
+    /// The hash of an entity without its live part, and that part's bytes; nil for entities without one (a job before
+    /// its first attempt, specs, datasets, incidents, the fleet record).
+    static func split(_ entity: StoredEntity) throws -> (hash: Int, live: [UInt8])? {
+        switch entity {
+        case .job(let job):
+            guard let live = job.live else { return nil }
+            return (job.hashWithoutLive, Array(try JSONEncoder.state.encode(live)))
+        case .node(let node):
+            return (node.hashWithoutLive, Array(try JSONEncoder.state.encode(node.live)))
+        case .spec, .dataset, .incident, .fleet:
+            return nil
         }
     }
 

@@ -90,7 +90,8 @@ public struct StoredJob: Codable, Sendable, Hashable {
 
 /// The part of a job's record that almost every event changes: its current attempt's applied sequences and the times
 /// of its last signs of life. Stored apart from the record (see the controller's `StateStore`), so that a batch of
-/// steps, heartbeats and resource samples writes a few dozen bytes per job instead of the whole record.
+/// steps, heartbeats and resource samples writes a few dozen bytes per job instead of the whole record; a node's
+/// ``NodeLive`` likewise.
 public struct JobLive: Codable, Sendable, Hashable {
     public var attempt: Int
     public var sequences: SequenceWindow
@@ -127,6 +128,24 @@ extension StoredJob {
         record.history[last].signals.epochStartMs = live.epochStartMs
         record.history[last].signals.lastHeartbeatMs = live.lastHeartbeatMs
     }
+}
+
+/// The field of a node that every event from it changes: when it was last heard. Stored apart like ``JobLive``.
+public struct NodeLive: Codable, Sendable, Hashable {
+    public var lastSeenMs: Int64
+}
+
+extension StoredNode {
+    public var live: NodeLive { NodeLive(lastSeenMs: record.lastSeenMs) }
+
+    /// A hash of everything but ``live`` (see ``StoredJob/hashWithoutLive``).
+    public var hashWithoutLive: Int {
+        var rest = self
+        rest.record.lastSeenMs = 0
+        return rest.hashValue
+    }
+
+    public mutating func apply(_ live: NodeLive) { record.lastSeenMs = live.lastSeenMs }
 }
 
 /// A node as stored, with its silence deadline.

@@ -8,7 +8,8 @@ import Logging
 import Testing
 
 /// Steps, heartbeats and resource samples change only a job's live part (its applied sequences, its last signs of
-/// life): a batch of them stores that part alone, a few dozen bytes a job instead of its whole record, and a reader
+/// life) and its node's (when it was last heard): a batch of them stores those parts alone, a few dozen bytes a job
+/// instead of its whole record and its node's, and a reader
 /// puts it back onto the record — from the journal, and from KV once flushed. Anything else that changes stores the
 /// record again.
 @Suite("A job's live part stored apart", .serialized)
@@ -56,6 +57,7 @@ struct StateLivePartTests {
         let (fromKV, flushed) = try await StateStore.read(fleet.js, policy: core.policy, at: now + 4000)
         #expect(flushed.journalRecords == 0)
         #expect(fromKV.state == core.state)
+        #expect(fromKV.state.nodes[running[7].nodeID]?.lastSeenMs == now + 3000)
         let current = try #require(fromKV.job("job-7")?.current)
         #expect(current.sequences.contains(6) && !current.sequences.contains(7))
         #expect(current.lastMetrics?.epoch == 1)
