@@ -24,6 +24,14 @@ public struct EntityMap<Value: Codable & Sendable & Hashable>: Sendable, Hashabl
 
     public func makeIterator() -> Dictionary<String, Value>.Iterator { storage.makeIterator() }
 
+    /// Changes `key`'s entity where it lies, without copying it out and back, and counts it as written; nil (and
+    /// nothing counted) when there is none.
+    mutating func modify<R>(_ key: String, _ body: (inout Value) -> R) -> R? {
+        guard let index = storage.index(forKey: key) else { return nil }
+        changed.insert(key)
+        return body(&storage.values[index])
+    }
+
     /// The keys written since the last call, and forgets them.
     mutating func takeChanged() -> Set<String> {
         defer { changed = [] }

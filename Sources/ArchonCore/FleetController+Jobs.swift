@@ -241,22 +241,24 @@ extension FleetController {
                 at: now, &out)
             return
         }
-        guard !event.jobID.isEmpty, var job = state.jobs[event.jobID], let index = job.attemptIndex(event.attempt) else { return }
-        guard job.history[index].sequences.insert(event.sequence) else { return }  // redelivered
-        let live = index == job.history.count - 1 && !job.history[index].isOver && !job.status.isTerminal
+        guard !event.jobID.isEmpty, let index = state.jobs[event.jobID]?.attemptIndex(event.attempt) else { return }
+        // In place: most events change nothing else of the record, and a copy of it per event is most of their cost.
+        guard state.jobs.modifyAttempt(event.jobID, index, { $0.sequences.insert(event.sequence) }) == true else { return }  // redelivered
+        let live = isCurrent(event.jobID, index: index)
         switch event.body {
         case .checkpoint(let written):
+            guard var job = state.jobs[event.jobID] else { return }
             recordCheckpoint(&job, written, attempt: event.attempt, node: event.nodeID, at: now)
             if job.history[index].drain?.isActive == true, let saved = job.checkpoints.last(where: { $0.path == written.path }) {
                 job.history[index].drain?.checkpoint = saved  // saved during its stop grace: the next attempt starts here
             }
+            state.jobs[event.jobID] = job
         case .exited(let exit) where !live:
-            job.history[index].lastExit = exit
+            state.jobs.modifyAttempt(event.jobID, index) { $0.lastExit = exit }
         case .accepted, .started, .epoch, .step, .resources, .exited, .heartbeat, .nodeStatus, .securityAlert:
             break
         }
-        state.jobs[event.jobID] = job
-        if case .exited = event.body, job.history[index].drain?.isActive == true {
+        if case .exited = event.body, state.jobs[event.jobID]?.history[index].drain?.isActive == true {
             gracefulStopEnded(event.jobID, attempt: event.attempt, exited: true, at: now, &out)
             return
         }
@@ -287,6 +289,13 @@ extension FleetController {
         case .nodeStatus, .securityAlert:
             break
         }
+    }
+
+    /// Whether attempt `index` is the job's current one, not over, of a job not finished: only such an attempt's
+    /// events lead to remediation.
+    private func isCurrent(_ jobID: String, index: Int) -> Bool {
+        guard let job = state.jobs[jobID] else { return false }
+        return index == job.history.count - 1 && !job.history[index].isOver && !job.status.isTerminal
     }
 
     mutating func update(_ jobID: String, _ change: (inout JobRecord) -> Void) {
@@ -342,12 +351,14 @@ extension FleetController {
     /// An epoch, step or checkpoint: the attempt is alive and reporting. The first report arms the hang and
     /// epoch checks (jobs that never report are judged by exit status and resources only).
     private mutating func progressed(_ jobID: String, index: Int, at now: Int64, _ out: inout [ControllerAction]) {
-        guard var job = state.jobs[jobID] else { return }
-        let first = job.history[index].signals.lastProgressMs == 0
-        job.history[index].signals.lastProgressMs = now
-        if job.history[index].signals.epochStartMs == 0 { job.history[index].signals.epochStartMs = now }
-        state.jobs[jobID] = job
-        guard first else { return }
+        let first = state.jobs.modifyAttempt(jobID, index) { attempt in
+            defer {
+                attempt.signals.lastProgressMs = now
+                if attempt.signals.epochStartMs == 0 { attempt.signals.epochStartMs = now }
+            }
+            return attempt.signals.lastProgressMs == 0
+        }
+        guard first == true, let job = state.jobs[jobID] else { return }
         let attempt = job.attempt
         state.deadlines.set(.progressDeadline(jobID: jobID, attempt: attempt), at: now + heartbeatWindow(job), &out)
         let epochLimit = Int64(job.config.timeouts.perEpochSeconds) * 1000
@@ -397,10 +408,10 @@ extension FleetController {
     }
 
     private mutating func resourcesSampled(_ jobID: String, index: Int, _ sample: ResourceSample, failureTime: Int64, at now: Int64, _ out: inout [ControllerAction]) {
-        guard var job = state.jobs[jobID] else { return }
-        if sample.memoryLimitBytes > 0 { job.history[index].memoryLimitBytes = sample.memoryLimitBytes }
-        state.jobs[jobID] = job
-        let limit = job.history[index].memoryLimitBytes
+        guard let limit = state.jobs.modifyAttempt(jobID, index, { attempt in
+            if sample.memoryLimitBytes > 0 { attempt.memoryLimitBytes = sample.memoryLimitBytes }
+            return attempt.memoryLimitBytes
+        }) else { return }
         if limit > 0, Double(sample.memoryUsedBytes) >= policy.detection.memoryLimitFraction * Double(limit) {
             fail(jobID, Finding(
                 symptom: .outOfMemory,
@@ -420,11 +431,10 @@ extension FleetController {
     }
 
     private mutating func heartbeat(_ jobID: String, index: Int, _ beat: Heartbeat, failureTime: Int64, at now: Int64, _ out: inout [ControllerAction]) {
-        guard var job = state.jobs[jobID] else { return }
         let silent = Int64(millisecondsSaturating: beat.secondsSinceProgress)
         // The last sign of life the beat vouches for: a trainer's own heartbeat says "now".
-        job.history[index].signals.lastHeartbeatMs = max(job.history[index].signals.lastHeartbeatMs, now.subtractingSaturated(max(0, silent)))
-        state.jobs[jobID] = job
+        state.jobs.modifyAttempt(jobID, index) { $0.signals.lastHeartbeatMs = max($0.signals.lastHeartbeatMs, now.subtractingSaturated(max(0, silent))) }
+        guard let job = state.jobs[jobID] else { return }
         let window = heartbeatWindow(job)
         if job.status == .running, job.history[index].signals.lastProgressMs > 0, silent >= window {
             fail(jobID, Finding(

@@ -37,6 +37,13 @@ public struct JobTable: Sendable, Hashable, Codable, Sequence {
     public var count: Int { map.count }
     public func makeIterator() -> Dictionary<String, JobRecord>.Iterator { map.makeIterator() }
 
+    /// Changes attempt `index` of a job where it lies: for what most events change (its sequences, its signals, its
+    /// memory limit), which no index depends on, without the two copies of the record a write through the subscript
+    /// costs. nil when there is no such job.
+    mutating func modifyAttempt<R>(_ key: String, _ index: Int, _ body: (inout AttemptRecord) -> R) -> R? {
+        map.modify(key) { body(&$0.history[index]) }
+    }
+
     mutating func takeChanged() -> Set<String> { map.takeChanged() }
 
     mutating func takeCreatedOrRemoved() -> Set<String> {
