@@ -53,7 +53,11 @@ struct StateLivePartTests {
         let (fromJournal, loaded) = try await StateStore.read(fleet.js, policy: core.policy, at: now + 3500)
         #expect(loaded.journalRecords == 5)
         #expect(fromJournal.state == core.state)
+        // KV alone: flushed, and the journal emptied past the position (a flush keeps one flush's worth of it).
         await store.flush()
+        let stateKV = try await fleet.js.keyValue(KeyValueConfig(bucket: Fleet.stateBucket, history: 1))
+        let position = try #require(try await stateKV.get(StateStore.positionKey)).value
+        try await fleet.js.purge(StateStore.journalStream, below: (UInt64(String(decoding: position, as: UTF8.self)) ?? 0) + 1)
         let (fromKV, flushed) = try await StateStore.read(fleet.js, policy: core.policy, at: now + 4000)
         #expect(flushed.journalRecords == 0)
         #expect(fromKV.state == core.state)
