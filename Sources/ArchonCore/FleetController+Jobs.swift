@@ -351,12 +351,11 @@ extension FleetController {
     /// An epoch, step or checkpoint: the attempt is alive and reporting. The first report arms the hang and
     /// epoch checks (jobs that never report are judged by exit status and resources only).
     private mutating func progressed(_ jobID: String, index: Int, at now: Int64, _ out: inout [ControllerAction]) {
-        let first = state.jobs.modifyAttempt(jobID, index) { attempt in
-            defer {
-                attempt.signals.lastProgressMs = now
-                if attempt.signals.epochStartMs == 0 { attempt.signals.epochStartMs = now }
-            }
-            return attempt.signals.lastProgressMs == 0
+        let first = state.jobs.modifyAttempt(jobID, index) { attempt -> Bool in
+            let first = attempt.signals.lastProgressMs == 0
+            attempt.signals.lastProgressMs = now
+            if attempt.signals.epochStartMs == 0 { attempt.signals.epochStartMs = now }
+            return first
         }
         guard first == true, let job = state.jobs[jobID] else { return }
         let attempt = job.attempt

@@ -111,11 +111,8 @@ extension StoredJob {
     /// A hash of everything but ``live``: while it stays the same, storing ``live`` alone keeps the stored job whole.
     public var hashWithoutLive: Int {
         var rest = self
-        if let last = rest.record.history.indices.last {
-            rest.record.history[last].sequences = SequenceWindow()
-            rest.record.history[last].signals.lastProgressMs = 0
-            rest.record.history[last].signals.epochStartMs = 0
-            rest.record.history[last].signals.lastHeartbeatMs = 0
+        if let attempt = record.history.last?.attempt {
+            rest.apply(JobLive(attempt: attempt, sequences: SequenceWindow(), lastProgressMs: 0, epochStartMs: 0, lastHeartbeatMs: 0))
         }
         return rest.hashValue
     }
@@ -141,7 +138,7 @@ extension StoredNode {
     /// A hash of everything but ``live`` (see ``StoredJob/hashWithoutLive``).
     public var hashWithoutLive: Int {
         var rest = self
-        rest.record.lastSeenMs = 0
+        rest.apply(NodeLive(lastSeenMs: 0))
         return rest.hashValue
     }
 
