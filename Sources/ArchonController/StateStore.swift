@@ -54,8 +54,9 @@ public actor StateStore {
     /// The revision of each key this store last read or wrote: a flush writes over that revision only (see
     /// ``storeFenced(_:_:)``). Absent: the key did not exist, or was deleted.
     private var revisions: [String: UInt64] = [:]
-    /// The hash without the live part of each job and node record this store wrote: equal again, the live part alone
-    /// is written. Empty after a load, so the first write of each is whole.
+    /// The hash without the live part of each job and node record this store read or wrote: equal again, the live
+    /// part alone is written. A load fills it from what it read, so that a new leader reading a backlog writes live
+    /// parts, not every record it touches once more.
     private var recordHashes: [String: Int] = [:]
     private var flushing = false
     /// The position this store last stored (or read): the next flush purges the journal below it, not below its own.
@@ -206,7 +207,6 @@ public actor StateStore {
             unflushed = replayed
             revisions = seen
             storedPosition = position
-            recordHashes = [:]
             // Message ids must never repeat one of an earlier run inside the duplicate window.
             run = String(UInt32.random(in: .min ... .max), radix: 36)
         }
@@ -217,7 +217,7 @@ public actor StateStore {
         let decoded = await withTaskGroup(of: Decoded.self) { group in
             for slice in 0..<slices {
                 group.addTask {
-                    Self.decodeAll(pairs[(pairs.count * slice / slices)..<(pairs.count * (slice + 1) / slices)])
+                    Self.decodeAll(pairs[(pairs.count * slice / slices)..<(pairs.count * (slice + 1) / slices)], hashing: forWriting)
                 }
             }
             var all = Decoded()
@@ -226,11 +226,13 @@ public actor StateStore {
                 all.outbox.merge(part.outbox) { a, _ in a }
                 all.jobLive.merge(part.jobLive) { a, _ in a }
                 all.nodeLive.merge(part.nodeLive) { a, _ in a }
+                all.hashes.merge(part.hashes) { a, _ in a }
                 all.unknown += part.unknown
                 all.errors += part.errors
             }
             return all
         }
+        if forWriting { recordHashes = decoded.hashes }
         for key in decoded.unknown { logger.warning("controller.state.unknown_key", metadata: ["kv.key": "\(key)"]) }
         var entities = decoded.entities
         for (index, entity) in entities.enumerated() {
@@ -260,11 +262,13 @@ public actor StateStore {
         /// Live parts, by job and node id.
         var jobLive: [String: JobLive] = [:]
         var nodeLive: [String: NodeLive] = [:]
+        /// ``StoredJob/hashWithoutLive`` and ``StoredNode/hashWithoutLive`` of the records read, by key.
+        var hashes: [String: Int] = [:]
         var unknown: [String] = []
         var errors: [(String, String)] = []
     }
 
-    private static func decodeAll(_ pairs: ArraySlice<(key: String, value: [UInt8])>) -> Decoded {
+    private static func decodeAll(_ pairs: ArraySlice<(key: String, value: [UInt8])>, hashing: Bool) -> Decoded {
         var out = Decoded()
         out.entities.reserveCapacity(pairs.count)
         for (key, value) in pairs {
@@ -278,7 +282,15 @@ public actor StateStore {
                     default: out.unknown.append(key)
                     }
                 } else if let entityKey = EntityKey(key) {
-                    out.entities.append(try decode(entityKey, value))
+                    let entity = try decode(entityKey, value)
+                    if hashing {
+                        switch entity {
+                        case .job(let job): out.hashes[key] = job.hashWithoutLive
+                        case .node(let node): out.hashes[key] = node.hashWithoutLive
+                        case .spec, .dataset, .incident, .fleet: break
+                        }
+                    }
+                    out.entities.append(entity)
                 } else {
                     out.unknown.append(key)
                 }
@@ -313,7 +325,7 @@ public actor StateStore {
                 }
                 continue
             }
-            guard let (hash, part) = try Self.split(entity) else {
+            guard let (hash, part) = Self.split(entity) else {
                 entries.append((name, try Self.encode(entity)))
                 continue
             }
@@ -493,13 +505,13 @@ public actor StateStore {
 
     /// The hash of an entity without its live part, and that part's bytes; nil for entities without one (a job before
     /// its first attempt, specs, datasets, incidents, the fleet record).
-    static func split(_ entity: StoredEntity) throws -> (hash: Int, live: [UInt8])? {
+    static func split(_ entity: StoredEntity) -> (hash: Int, live: [UInt8])? {
         switch entity {
         case .job(let job):
             guard let live = job.live else { return nil }
-            return (job.hashWithoutLive, Array(try JSONEncoder.state.encode(live)))
+            return (job.hashWithoutLive, live.json)
         case .node(let node):
-            return (node.hashWithoutLive, Array(try JSONEncoder.state.encode(node.live)))
+            return (node.hashWithoutLive, node.live.json)
         case .spec, .dataset, .incident, .fleet:
             return nil
         }
