@@ -40,7 +40,8 @@ public enum Placement {
         if request.cpuCores > 0, Double(capacity.cpuCores) - reserved.cpuCores < request.cpuCores { return false }
         if request.diskBytes > 0, capacity.diskBytes < reserved.diskBytes.addingSaturated(request.diskBytes) { return false }
         if request.gpuCount > 0 {
-            let have = capacity.gpus.filter { $0.gpuClass == request.gpuClass }.count
+            var have = 0
+            for gpu in capacity.gpus where gpu.gpuClass == request.gpuClass { have += 1 }
             if have - reserved.gpus[request.gpuClass, default: 0] < request.gpuCount { return false }
         }
         return true

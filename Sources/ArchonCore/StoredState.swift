@@ -127,9 +127,24 @@ extension StoredJob {
     }
 }
 
+extension JobLive {
+    /// This part as the JSON `JSONEncoder` writes for it (the same keys; `ahead` in ascending order), written without
+    /// it: a batch writes one per job it touched, and Foundation's encoder was a tenth of the controller's time at
+    /// 10,000 jobs. Integers only, so nothing to escape or format.
+    public var json: [UInt8] {
+        var text = "{\"attempt\":\(attempt),\"sequences\":{\"contiguous\":\(sequences.contiguous),\"ahead\":["
+        text += sequences.ahead.sorted().map(String.init).joined(separator: ",")
+        text += "]},\"lastProgressMs\":\(lastProgressMs),\"epochStartMs\":\(epochStartMs),\"lastHeartbeatMs\":\(lastHeartbeatMs)}"
+        return Array(text.utf8)
+    }
+}
+
 /// The field of a node that every event from it changes: when it was last heard. Stored apart like ``JobLive``.
 public struct NodeLive: Codable, Sendable, Hashable {
     public var lastSeenMs: Int64
+
+    /// As ``JobLive/json``.
+    public var json: [UInt8] { Array("{\"lastSeenMs\":\(lastSeenMs)}".utf8) }
 }
 
 extension StoredNode {

@@ -20,10 +20,28 @@ public enum Fleet {
     }
 
     /// The node and job tokens of an events subject (`_node` for node-wide events); nil when it has not five tokens.
+    /// Empty tokens are skipped, as `split` does. Read by hand: the controller does this once per event, and the
+    /// array of substrings `split` builds was 4 % of its time.
     public static func eventsSubjectTokens(_ subject: String) -> (node: String, job: String)? {
-        let parts = subject.split(separator: ".")
-        guard parts.count == 5 else { return nil }
-        return (String(parts[3]), String(parts[4]))
+        let bytes = subject.utf8
+        var count = 0
+        var node = "", job = ""
+        var start = bytes.startIndex
+        func token(endingAt end: String.Index) {
+            guard start < end else { return }
+            count += 1
+            if count == 4 { node = String(subject[start..<end]) } else if count == 5 { job = String(subject[start..<end]) }
+        }
+        var index = start
+        while index < bytes.endIndex, count <= 5 {
+            if bytes[index] == UInt8(ascii: ".") {
+                token(endingAt: index)
+                start = bytes.index(after: index)
+            }
+            index = bytes.index(after: index)
+        }
+        token(endingAt: bytes.endIndex)
+        return count == 5 ? (node, job) : nil
     }
 
     public static func logsSubject(node: String) -> String { "archon.v1.logs.\(node)" }

@@ -236,3 +236,26 @@ extension StoredStateTests {
         return out
     }
 }
+
+@Suite("Live parts written without Foundation's encoder")
+struct LivePartJSONTests {
+    /// Whatever a window holds (empty, gap-free, with sequences beyond a gap, extreme values), the bytes written
+    /// decode, with the decoder that reads every stored value, to the same part.
+    @Test func jobAndNodeLivePartsRoundTripThroughTheDecoder() throws {
+        var windows = [SequenceWindow()]
+        var window = SequenceWindow()
+        for sequence: UInt64 in [1, 2, 3] { _ = window.insert(sequence) }
+        windows.append(window)
+        for sequence: UInt64 in [7, 9, 1_000_000, .max] { _ = window.insert(sequence) }
+        windows.append(window)
+        for (index, sequences) in windows.enumerated() {
+            let live = JobLive(attempt: index + 1, sequences: sequences, lastProgressMs: .max, epochStartMs: .min,
+                               lastHeartbeatMs: -Int64(index))
+            #expect(try JSONDecoder().decode(JobLive.self, from: Data(live.json)) == live)
+        }
+        for lastSeenMs: Int64 in [0, 1_764_000_000_000, .min, .max] {
+            let live = NodeLive(lastSeenMs: lastSeenMs)
+            #expect(try JSONDecoder().decode(NodeLive.self, from: Data(live.json)) == live)
+        }
+    }
+}
