@@ -55,9 +55,9 @@ enum Bench {
             let connection = try await NATSConnection.connect(NATSOptions(servers: [server.url], name: name), logger: logger)
             let js = try connection.jetStream(timeout: .seconds(30))
             try await Fleet.ensureStreams(js)
-            if var core {
+            if let core {
                 let store = try await StateStore.open(js, writer: "bench", flushInterval: .seconds(3600), logger: logger)
-                _ = try await store.commit(core.takeChanges().map { ($0, core.stored($0)) }, outbox: [])
+                _ = try await store.commit(StateScale.entities(of: core), outbox: [])
                 await store.flush()
             }
             return Server(server: server, connection: connection, js: js)

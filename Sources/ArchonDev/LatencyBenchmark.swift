@@ -32,7 +32,7 @@ public enum LatencyBenchmark {
                            progress: @Sendable (String) -> Void = { _ in }) async throws -> [Row] {
         let now = UnixTime.nowMillis()
         let nodes = max(1, (jobs + 3) / 4)
-        let core = StateScale.runningFleet(jobs: jobs, nodes: nodes, at: now)
+        let core = StateScale.copiedRunningFleet(jobs: jobs, nodes: nodes, at: now)
         let running = StateScale.runningPlacements(core)
         guard running.count >= samples * max(1, loadRates.count) + 1 else {
             throw DevError("\(jobs) jobs give \(running.count) running ones: too few for \(samples) samples at \(loadRates.count) rates")

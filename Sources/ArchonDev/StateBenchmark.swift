@@ -33,10 +33,10 @@ public enum StateBenchmark {
         defer { connection.close() }
         let js = try connection.jetStream()
         let now = UnixTime.nowMillis()
-        var core = StateScale.runningFleet(jobs: jobs, nodes: nodes, at: now)
+        var core = StateScale.copiedRunningFleet(jobs: jobs, nodes: nodes, at: now)
         let running = core.jobs.filter { $0.status == .running }.count
         let store = try await StateStore.open(js, writer: "bench", flushInterval: .seconds(3600), logger: logger)
-        let everything = core.takeChanges().map { ($0, core.stored($0)) }
+        let everything = StateScale.entities(of: core)
         let fullBytes = try await store.commit(everything, outbox: [])
         await store.flush()
 

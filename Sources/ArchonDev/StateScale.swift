@@ -1,5 +1,6 @@
 public import ArchonCore
 import ArchonModel
+import Foundation
 
 /// A fleet of a given size, made through the core's own inputs: for the scale test and `archon bench-state`.
 public enum StateScale {
@@ -18,20 +19,70 @@ public enum StateScale {
     }
 
     /// A fleet at work: `nodes` nodes with 8 GPUs each, then `jobs` jobs of one GPU; those that fit are placed and
-    /// started (their agents reported accepted and started), the rest wait. Placement makes this O(jobs × nodes):
-    /// meant for release builds.
-    public static func runningFleet(jobs: Int, nodes: Int, at now: Int64) -> FleetController {
+    /// started (their agents reported accepted and started), the rest wait. `training`: each started job has also
+    /// reported its first step, as a fleet that has been at work a while has (a job's first progress arms its
+    /// deadlines, which writes its record; later steps write only its live part). Every entity is a change still to
+    /// take. Placement makes this O(jobs × nodes): meant for small fleets; see ``copiedRunningFleet(jobs:nodes:training:at:)``.
+    public static func runningFleet(jobs: Int, nodes: Int, training: Bool = false, at now: Int64) -> FleetController {
+        placedFleet(jobs: jobs, nodes: nodes, training: training, at: now)
+    }
+
+    /// The same fleet for the benchmarks' sizes, built in O(jobs): one node and its share of the jobs go through the
+    /// core's inputs as above, then that node is copied `nodes` times under new ids (its entities through JSON, every
+    /// id replaced) and the copies loaded as a controller loads its state. (Jobs that do not divide evenly among the
+    /// nodes are placed one by one instead.) Nothing is a change to take: store it with ``entities(of:)``.
+    public static func copiedRunningFleet(jobs: Int, nodes: Int, training: Bool = false, at now: Int64) -> FleetController {
+        guard nodes > 1, jobs % nodes == 0 else {
+            var core = placedFleet(jobs: jobs, nodes: nodes, training: training, at: now)
+            _ = core.takeChanges()
+            return core
+        }
+        let perNode = jobs / nodes
+        var template = placedFleet(jobs: perNode, nodes: 1, training: training, at: now,
+                                   jobID: { "job-\($0)-of-template" }, nodeID: { _ in "node-of-template" })
+        let encoder = JSONEncoder()
+        let decoder = JSONDecoder()
+        let texts = template.takeChanges().compactMap { key -> (EntityKey, String)? in
+            guard let entity = template.stored(key) else { return nil }
+            return (key, String(decoding: try! encoder.encode(entity), as: UTF8.self))
+        }
+        var entities: [StoredEntity] = []
+        entities.reserveCapacity(texts.count * nodes)
+        for n in 0..<nodes {
+            for (key, text) in texts {
+                if case .fleet = key, n > 0 { continue }
+                var copy = text.replacingOccurrences(of: "node-of-template", with: "node-\(n)")
+                for j in 0..<perNode { copy = copy.replacingOccurrences(of: "job-\(j)-of-template", with: "job-\(n * perNode + j)") }
+                entities.append(try! decoder.decode(StoredEntity.self, from: Data(copy.utf8)))
+            }
+        }
+        return FleetController(policy: template.policy, entities: entities, at: now)
+    }
+
+    /// Every entity of a fleet of jobs and nodes (no datasets or incidents: the fleets above have none), to store it
+    /// whole.
+    public static func entities(of core: FleetController) -> [(EntityKey, StoredEntity?)] {
+        var keys: [EntityKey] = [.fleet]
+        for job in core.unorderedJobs { keys += [.job(job.spec.id), .spec(job.spec.id)] }
+        for node in core.nodes { keys.append(.node(node.id)) }
+        return keys.map { ($0, core.stored($0)) }
+    }
+
+    private static func placedFleet(jobs: Int, nodes: Int, training: Bool, at now: Int64,
+                                     jobID: (Int) -> String = { "job-\($0)" }, nodeID: (Int) -> String = { "node-\($0)" }) -> FleetController {
         var core = FleetController(policy: Policy())
         let gpus = (0..<8).map { GPU(index: $0, name: "NVIDIA A100-SXM4-80GB", gpuClass: "a100-80gb", memoryBytes: 80 << 30) }
         for n in 0..<nodes {
-            let status = NodeStatus(nodeID: "node-\(n)", hostname: "gpu-\(n).fleet", agentVersion: "1",
+            let status = NodeStatus(nodeID: nodeID(n), hostname: "\(nodeID(n)).fleet", agentVersion: "1",
                                     capacity: NodeCapacity(cpuCores: 128, memoryBytes: 2 << 40, gpus: gpus, diskBytes: 8 << 40))
             _ = core.nodeStatusReceived(status, at: now)
         }
-        submit(jobs, to: &core, at: now)
+        submit(jobs, to: &core, at: now, id: jobID)
         for j in 0..<jobs {
-            guard let job = core.job("job-\(j)"), !job.nodeID.isEmpty else { continue }
-            for (sequence, body) in [TrainingEvent.Body.accepted(JobAccepted(fencingEpoch: 1)), .started(JobStarted(pid: Int32(truncatingIfNeeded: 1000 + j), memoryLimitBytes: 16 << 30))].enumerated() {
+            guard let job = core.job(jobID(j)), !job.nodeID.isEmpty else { continue }
+            var reports: [TrainingEvent.Body] = [.accepted(JobAccepted(fencingEpoch: 1)), .started(JobStarted(pid: Int32(truncatingIfNeeded: 1000 + j), memoryLimitBytes: 16 << 30))]
+            if training { reports.append(.step(StepProgress(step: 1, epoch: 1, loss: 2.0))) }
+            for (sequence, body) in reports.enumerated() {
                 let event = TrainingEvent(jobID: job.spec.id, nodeID: job.nodeID, attempt: 1, sequence: UInt64(sequence + 1), timeMs: now, body: body)
                 _ = core.eventReceived(event, subjectNode: job.nodeID, at: now)
             }
@@ -39,11 +90,12 @@ public enum StateScale {
         return core
     }
 
-    /// The running jobs of a ``runningFleet(jobs:nodes:at:)`` as the simulator runs them: each on its node, on attempt
-    /// 1, its next event sequence 3 (1 and 2 were its accepted and started).
+    /// The running jobs of a ``runningFleet(jobs:nodes:training:at:)`` as the simulator runs them: each on its node,
+    /// on its attempt, with the event sequence after the last it reported.
     public static func runningPlacements(_ core: FleetController) -> [EventSimulator.Placement] {
         core.jobs.filter { $0.status == .running }.map {
-            EventSimulator.Placement(jobID: $0.spec.id, nodeID: $0.nodeID, attempt: $0.attempt, nextSequence: 3)
+            EventSimulator.Placement(jobID: $0.spec.id, nodeID: $0.nodeID, attempt: $0.attempt,
+                                     nextSequence: ($0.current?.sequences.contiguous ?? 0) + 1)
         }
     }
 
@@ -61,13 +113,13 @@ public enum StateScale {
         return applied
     }
 
-    private static func submit(_ jobs: Int, to core: inout FleetController, at now: Int64) {
+    private static func submit(_ jobs: Int, to core: inout FleetController, at now: Int64, id: (Int) -> String = { "job-\($0)" }) {
         for j in 0..<jobs {
             let config = TrainingConfig(
                 batchSize: 64, learningRate: 0.001, epochs: 20,
                 resources: Resources(memoryBytes: 16 << 30, cpuCores: 4, gpuClass: "a100-80gb", gpuCount: 1))
             let spec = JobSpec(
-                id: "job-\(j)", name: "resnet-\(j % 97)", team: "team-\(j % 13)", command: ["python3", "/opt/train/resnet.py"],
+                id: id(j), name: "resnet-\(j % 97)", team: "team-\(j % 13)", command: ["python3", "/opt/train/resnet.py"],
                 config: config, labels: ["kind": "resnet"])
             _ = core.jobSubmitted(spec, at: now)
         }
