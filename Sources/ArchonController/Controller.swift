@@ -394,24 +394,9 @@ public actor Controller: Service {
         consumerTask = Task { await self.consumeLoop() }
     }
 
-    /// Fetch, then handle; the next batch is fetched while this one is decided, stored and acknowledged, so that the
-    /// server's round trip overlaps the work (JetStream delivers in order either way). A batch fetched but not
-    /// handled — leadership lost, the consumer failed — is handed back at once (nak) rather than left to ackWait.
     private func consumeLoop() async {
         guard let js = jetStream else { return }
         var consumer: PullConsumer?
-        var next: Task<[JetStreamMessage], any Error>?
-        func prefetch(_ consumer: PullConsumer) {
-            let batch = config.fetchBatch
-            next = Task { try await consumer.fetch(batch: batch, timeout: .milliseconds(500)) }
-        }
-        func handBack() async {
-            guard let task = next else { return }
-            next = nil
-            for message in (try? await task.value) ?? [] {
-                do { try message.nak() } catch { logger.warning("controller.nak.failed", metadata: ["error": "\(error)"]) }
-            }
-        }
         var backoff = Duration.milliseconds(250)
         while !Task.isCancelled, isLeader {
             if stateProblem != nil {
@@ -425,32 +410,23 @@ public actor Controller: Service {
             }
             do {
                 if consumer == nil {
-                    let created = try await js.pullConsumer(
+                    consumer = try await js.pullConsumer(
                         stream: Fleet.eventsStream, durable: Self.durableName, filterSubject: Fleet.eventsSubjects,
                         ackWait: .milliseconds(Int(config.ackWaitSeconds * 1000)))
-                    consumer = created
-                    prefetch(created)
                 }
-                let batch = try await next!.value
-                prefetch(consumer!)
+                let batch = try await consumer!.fetch(batch: config.fetchBatch, timeout: .milliseconds(500))
                 if batch.isEmpty {
                     if !caughtUp { await backlogRead() }
                     continue
-                }
-                guard !Task.isCancelled, isLeader else {
-                    for message in batch { try? message.nak() }
-                    break
                 }
                 await serialized { await handle(batch) }
                 if !caughtUp, stateProblem == nil, batch.last?.metadata?.pending == 0 { await backlogRead() }
             } catch {
                 logger.warning("controller.consume.failed", metadata: ["error": "\(error)"])
-                await handBack()
                 consumer = nil
                 try? await Task.sleep(for: .seconds(1))
             }
         }
-        await handBack()
     }
 
     /// The backlog is read: the fleet gets fresh silence windows, then timers run again.
