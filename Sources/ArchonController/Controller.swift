@@ -337,18 +337,9 @@ public actor Controller: Service {
             durable.append((key, action))
             added.append((key, action))
         }
-        let (whole, liveOnly) = core.takeChangesApart()
-        let changes = whole.map { ($0, core.stored($0)) }
-        let live = liveOnly.compactMap { key in core.livePart(key).map { (key, $0) } }
-        #if DEBUG
-        // The core vouches that these changed only in their live part: hold it to that in every test and chaos run.
-        for key in liveOnly {
-            let unchanged = await store.recordUnchanged(key, core.stored(key))
-            assert(unchanged, "\(key) changed beyond its live part, but the core said only its live part changed")
-        }
-        #endif
+        let changes = core.takeChanges().map { ($0, core.stored($0)) }
         do {
-            try await store.commit(changes, live: live, outbox: durable)
+            try await store.commit(changes, outbox: durable)
         } catch {
             stateFailed(error, during: "commit")
             throw error

@@ -303,22 +303,13 @@ public actor StateStore {
 
     // MARK: Writing
 
-    /// Stores one batch: `changes` (entities to write, nil to delete), the live parts of jobs and nodes of which
-    /// nothing else changed (`live`, see ``FleetController/takeChangesApart()``) and outbox entries, as one journal
-    /// record. Returns the bytes written. Throws when any part was not stored: nothing of the batch may then be
+    /// Stores one batch: `changes` (entities to write, nil to delete) and outbox entries, as one journal record.
+    /// Returns the bytes written. Throws when any part was not stored: nothing of the batch may then be
     /// acknowledged, and the caller's in-memory state is ahead of what is durable.
     @discardableResult
-    public func commit(_ changes: [(EntityKey, StoredEntity?)], live: [(EntityKey, [UInt8])] = [],
-                       outbox: [(String, ControllerAction?)]) async throws -> Int {
+    public func commit(_ changes: [(EntityKey, StoredEntity?)], outbox: [(String, ControllerAction?)]) async throws -> Int {
         var entries: [(String, [UInt8]?)] = []
-        entries.reserveCapacity(changes.count + live.count + outbox.count)
-        for (key, part) in live {
-            // Its record must be one this store wrote or read; else the record itself is not durable here.
-            guard recordHashes[key.description] != nil else {
-                throw StateLoadError(description: "the live part of \(key) changed alone, but this store never read or wrote its record")
-            }
-            entries.append((Self.livePrefix + key.description, part))
-        }
+        entries.reserveCapacity(changes.count + outbox.count)
         var hashes: [(String, Int?)] = []
         for (key, entity) in changes {
             let name = key.description
@@ -466,13 +457,6 @@ public actor StateStore {
     private func deleteKey(_ key: String) async throws {
         try await stateKV.delete(key)
         revisions[key] = nil
-    }
-
-    /// Whether `entity` is, but for its live part, the record this store last read or wrote for it: what a batch
-    /// that stores its live part alone relies on (checked by debug builds of the controller).
-    public func recordUnchanged(_ key: EntityKey, _ entity: StoredEntity?) -> Bool {
-        guard let entity, let (hash, _) = Self.split(entity) else { return false }
-        return recordHashes[key.description] == hash
     }
 
     /// Drops delete markers older than 30 minutes left by archived entities.

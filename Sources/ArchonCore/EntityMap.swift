@@ -6,8 +6,6 @@ public struct EntityMap<Value: Codable & Sendable & Hashable>: Sendable, Hashabl
     public private(set) var storage: [String: Value] = [:]
     /// Keys set or removed since ``takeChanged()``.
     private(set) var changed: Set<String> = []
-    /// Keys whose entity changed only in its live part (see ``modifyLive(_:_:)``) since ``takeLiveChanged()``.
-    private(set) var liveChanged: Set<String> = []
 
     public init() {}
 
@@ -32,21 +30,6 @@ public struct EntityMap<Value: Codable & Sendable & Hashable>: Sendable, Hashabl
         guard let index = storage.index(forKey: key) else { return nil }
         changed.insert(key)
         return body(&storage.values[index])
-    }
-
-    /// Like ``modify(_:_:)`` for a change confined to the fields the entity's live part stores (``JobLive``,
-    /// ``NodeLive``): the store may then write that part alone. The caller vouches for the confinement; debug builds
-    /// of the controller check it against the record's hash.
-    mutating func modifyLive<R>(_ key: String, _ body: (inout Value) -> R) -> R? {
-        guard let index = storage.index(forKey: key) else { return nil }
-        liveChanged.insert(key)
-        return body(&storage.values[index])
-    }
-
-    /// The keys changed through ``modifyLive(_:_:)`` since the last call, and forgets them.
-    mutating func takeLiveChanged() -> Set<String> {
-        defer { liveChanged = [] }
-        return liveChanged
     }
 
     /// The keys written since the last call, and forgets them.

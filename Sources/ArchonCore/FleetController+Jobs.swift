@@ -243,7 +243,7 @@ extension FleetController {
         }
         guard !event.jobID.isEmpty, let index = state.jobs[event.jobID]?.attemptIndex(event.attempt) else { return }
         // In place: most events change nothing else of the record, and a copy of it per event is most of their cost.
-        guard state.jobs.modifyLive(event.jobID, index, { $0.sequences.insert(event.sequence) }) == true else { return }  // redelivered
+        guard state.jobs.modifyAttempt(event.jobID, index, { $0.sequences.insert(event.sequence) }) == true else { return }  // redelivered
         let live = isCurrent(event.jobID, index: index)
         switch event.body {
         case .checkpoint(let written):
@@ -351,10 +351,10 @@ extension FleetController {
     /// An epoch, step or checkpoint: the attempt is alive and reporting. The first report arms the hang and
     /// epoch checks (jobs that never report are judged by exit status and resources only).
     private mutating func progressed(_ jobID: String, index: Int, at now: Int64, _ out: inout [ControllerAction]) {
-        let first = state.jobs.modifyLive(jobID, index) { live -> Bool in
-            let first = live.lastProgressMs == 0
-            live.lastProgressMs = now
-            if live.epochStartMs == 0 { live.epochStartMs = now }
+        let first = state.jobs.modifyAttempt(jobID, index) { attempt -> Bool in
+            let first = attempt.signals.lastProgressMs == 0
+            attempt.signals.lastProgressMs = now
+            if attempt.signals.epochStartMs == 0 { attempt.signals.epochStartMs = now }
             return first
         }
         guard first == true, let job = state.jobs[jobID] else { return }
@@ -407,12 +407,10 @@ extension FleetController {
     }
 
     private mutating func resourcesSampled(_ jobID: String, index: Int, _ sample: ResourceSample, failureTime: Int64, at now: Int64, _ out: inout [ControllerAction]) {
-        guard let known = state.jobs[jobID]?.history[index].memoryLimitBytes else { return }
-        var limit = known
-        if sample.memoryLimitBytes > 0, sample.memoryLimitBytes != known {
-            state.jobs.modifyAttempt(jobID, index) { $0.memoryLimitBytes = sample.memoryLimitBytes }
-            limit = sample.memoryLimitBytes
-        }
+        guard let limit = state.jobs.modifyAttempt(jobID, index, { attempt in
+            if sample.memoryLimitBytes > 0 { attempt.memoryLimitBytes = sample.memoryLimitBytes }
+            return attempt.memoryLimitBytes
+        }) else { return }
         if limit > 0, Double(sample.memoryUsedBytes) >= policy.detection.memoryLimitFraction * Double(limit) {
             fail(jobID, Finding(
                 symptom: .outOfMemory,
@@ -434,7 +432,7 @@ extension FleetController {
     private mutating func heartbeat(_ jobID: String, index: Int, _ beat: Heartbeat, failureTime: Int64, at now: Int64, _ out: inout [ControllerAction]) {
         let silent = Int64(millisecondsSaturating: beat.secondsSinceProgress)
         // The last sign of life the beat vouches for: a trainer's own heartbeat says "now".
-        state.jobs.modifyLive(jobID, index) { $0.lastHeartbeatMs = max($0.lastHeartbeatMs, now.subtractingSaturated(max(0, silent))) }
+        state.jobs.modifyAttempt(jobID, index) { $0.signals.lastHeartbeatMs = max($0.signals.lastHeartbeatMs, now.subtractingSaturated(max(0, silent))) }
         guard let job = state.jobs[jobID] else { return }
         let window = heartbeatWindow(job)
         if job.status == .running, job.history[index].signals.lastProgressMs > 0, silent >= window {

@@ -5,12 +5,6 @@ extension FleetController {
     /// Any event from a node: it is alive.
     mutating func touchNode(_ nodeID: String, at now: Int64, _ out: inout [ControllerAction]) {
         guard !nodeID.isEmpty else { return }
-        // Most events: an online node heard again within its window, only its last-heard time moves (its live part).
-        if let node = state.nodes[nodeID], node.health == .online, now - node.lastSeenMs < policy.detection.nodeSilence.milliseconds / 4,
-           state.deadlines.due[.nodeSilence(nodeID: nodeID)] != nil {
-            if now > node.lastSeenMs { state.nodes.modifyLive(nodeID) { $0.lastSeenMs = now } }
-            return
-        }
         var node = state.nodes[nodeID] ?? NodeRecord(id: nodeID, at: now)
         let cameBack = node.health == .offline
         if now - node.lastSeenMs >= policy.detection.nodeSilence.milliseconds / 4 { node.heardAgainAtMs = now }

@@ -40,13 +40,6 @@ public struct FleetController: Sendable {
     /// The value to store for an entity; nil when it is gone.
     public func stored(_ key: EntityKey) -> StoredEntity? { state.stored(key) }
 
-    /// ``takeChanges()``, with the jobs and nodes of which only the live part changed apart (see
-    /// ``FleetState/takeChangesApart()``); ``livePart(_:)`` gives their part.
-    public mutating func takeChangesApart() -> (whole: Set<EntityKey>, liveOnly: Set<EntityKey>) { state.takeChangesApart() }
-
-    /// The live part of a job or node as stored (JSON); nil for other keys.
-    public func livePart(_ key: EntityKey) -> [UInt8]? { state.livePart(key) }
-
     // MARK: - Inputs
 
     /// This controller became leader with lease revision `fencingEpoch`: every pending timer is scheduled

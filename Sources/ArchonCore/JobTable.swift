@@ -44,29 +44,7 @@ public struct JobTable: Sendable, Hashable, Codable, Sequence {
         map.modify(key) { body(&$0.history[index]) }
     }
 
-    /// Changes the live part of attempt `index` — its applied sequences and signs of life, what ``JobLive`` stores —
-    /// when it is the job's last attempt (the one the live part belongs to); an older attempt's is part of the
-    /// record, changed as ``modifyAttempt(_:_:_:)`` does. Only those fields can change: the body sees a copy of them.
-    mutating func modifyLive<R>(_ key: String, _ index: Int, _ body: (inout JobLive) -> R) -> R? {
-        func apply(_ attempt: inout AttemptRecord) -> R {
-            var live = JobLive(attempt: attempt.attempt, sequences: attempt.sequences, lastProgressMs: attempt.signals.lastProgressMs,
-                               epochStartMs: attempt.signals.epochStartMs, lastHeartbeatMs: attempt.signals.lastHeartbeatMs)
-            attempt.sequences = SequenceWindow()  // the only reference left is the copy: inserting does not copy it again
-            let result = body(&live)
-            attempt.sequences = live.sequences
-            attempt.signals.lastProgressMs = live.lastProgressMs
-            attempt.signals.epochStartMs = live.epochStartMs
-            attempt.signals.lastHeartbeatMs = live.lastHeartbeatMs
-            return result
-        }
-        guard let attempts = map.storage[key]?.history.count, index >= 0, index < attempts else { return nil }
-        if index == attempts - 1 { return map.modifyLive(key) { apply(&$0.history[index]) } }
-        return map.modify(key) { apply(&$0.history[index]) }
-    }
-
     mutating func takeChanged() -> Set<String> { map.takeChanged() }
-
-    mutating func takeLiveChanged() -> Set<String> { map.takeLiveChanged() }
 
     mutating func takeCreatedOrRemoved() -> Set<String> {
         defer { createdOrRemoved = [] }

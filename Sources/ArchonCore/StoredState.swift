@@ -102,9 +102,7 @@ public struct JobLive: Codable, Sendable, Hashable {
 
 extension StoredJob {
     /// The current attempt's live part; nil before the first attempt.
-    public var live: JobLive? { Self.live(of: record) }
-
-    static func live(of record: JobRecord) -> JobLive? {
+    public var live: JobLive? {
         guard let current = record.history.last else { return nil }
         return JobLive(attempt: current.attempt, sequences: current.sequences, lastProgressMs: current.signals.lastProgressMs,
                        epochStartMs: current.signals.epochStartMs, lastHeartbeatMs: current.signals.lastHeartbeatMs)
@@ -202,32 +200,6 @@ extension FleetState {
     /// The entities written since the last call (each to be stored again, or deleted when gone). The fleet
     /// record is always included: it is small.
     public mutating func takeChanges() -> Set<EntityKey> {
-        let changes = takeChangesApart()
-        return changes.whole.union(changes.liveOnly)
-    }
-
-    /// ``takeChanges()``, telling apart the jobs and nodes of which only the live part changed (``JobLive``,
-    /// ``NodeLive``; ``livePart(_:)`` gives it): the store writes that part alone, without building and hashing
-    /// their whole stored value — which, for the steps, heartbeats and samples that make up the stream, was a
-    /// sixth of the controller's time.
-    public mutating func takeChangesApart() -> (whole: Set<EntityKey>, liveOnly: Set<EntityKey>) {
-        let whole = takeWholeChanges()
-        var liveOnly: Set<EntityKey> = []
-        for id in jobs.takeLiveChanged() where !whole.contains(.job(id)) { liveOnly.insert(.job(id)) }
-        for id in nodes.takeLiveChanged() where !whole.contains(.node(id)) { liveOnly.insert(.node(id)) }
-        return (whole, liveOnly)
-    }
-
-    /// The live part of a job (of its last attempt) or a node, as stored; nil for other keys and entities gone.
-    public func livePart(_ key: EntityKey) -> [UInt8]? {
-        switch key {
-        case .job(let id): jobs[id].flatMap { StoredJob.live(of: $0) }?.json
-        case .node(let id): nodes[id].map { NodeLive(lastSeenMs: $0.lastSeenMs).json }
-        case .spec, .dataset, .incident, .fleet: nil
-        }
-    }
-
-    private mutating func takeWholeChanges() -> Set<EntityKey> {
         var keys: Set<EntityKey> = [.fleet]
         for id in jobs.takeChanged() { keys.insert(.job(id)) }
         for id in jobs.takeCreatedOrRemoved() { keys.insert(.spec(id)) }

@@ -16,27 +16,6 @@ private struct EntityStore {
         for key in keys { entities[key] = core.stored(key) }
     }
 
-    /// As the controller's store does: whole entities for what changed beyond its live part, the live part alone
-    /// (put back onto the entity stored before, as a load does) for the jobs and nodes of which only it changed.
-    mutating func commitApart(_ core: inout FleetController) throws {
-        let (whole, liveOnly) = core.takeChangesApart()
-        written.append(whole.union(liveOnly))
-        for key in whole { entities[key] = core.stored(key) }
-        for key in liveOnly {
-            let part = try #require(core.livePart(key), "\(key)")
-            switch entities[key] {
-            case .job(var job)?:
-                job.apply(try JSONDecoder().decode(JobLive.self, from: Data(part)))
-                entities[key] = .job(job)
-            case .node(var node)?:
-                node.apply(try JSONDecoder().decode(NodeLive.self, from: Data(part)))
-                entities[key] = .node(node)
-            default:
-                Issue.record("\(key): a live part without its record stored before")
-            }
-        }
-    }
-
     /// Each entity through JSON, as it travels to storage and back.
     func reloaded(policy: Policy, at now: Int64) throws -> FleetController {
         let encoder = JSONEncoder()
@@ -74,45 +53,6 @@ struct StoredStateTests {
             let rebuilt = try store.reloaded(policy: fleet.controller.policy, at: fleet.now)
             #expect(rebuilt.state == fleet.controller.state, "after step \(i + 1): \(Self.difference(rebuilt.state, fleet.controller.state))")
             #expect(rebuilt.scheduledTimers.map(\.id) == fleet.controller.scheduledTimers.map(\.id), "timers after step \(i + 1)")
-        }
-    }
-
-    /// Steps, heartbeats and samples change only live parts, and the core says so; everything else (a first step
-    /// arming deadlines, an epoch, an old attempt's event, a node coming back) is whole. Stored that way after every
-    /// input, the state comes back equal.
-    @Test func liveOnlyChangesLoseNothing() throws {
-        var fleet = Fleet(policy: .noBackoff)
-        var store = EntityStore()
-        try store.commitApart(&fleet.controller)
-        var steps: [(name: String, liveOnly: Bool?, run: (inout Fleet) -> Void)] = []
-        steps.append(("submit", false, { _ = $0.submit(spec("job-1")) }))
-        steps.append(("start", false, { _ = $0.start("job-1") }))
-        steps.append(("first step", false, { _ = $0.send("job-1", .step(StepProgress(step: 1, epoch: 1, loss: 2.0))) }))
-        steps.append(("second step", true, { $0.advance(1000); _ = $0.send("job-1", .step(StepProgress(step: 2, epoch: 1, loss: 1.9))) }))
-        steps.append(("heartbeat", true, { $0.advance(1000); _ = $0.send("job-1", .heartbeat(Heartbeat(secondsSinceProgress: 1))) }))
-        steps.append(("resources", true, { $0.advance(1000); _ = $0.send("job-1", .resources(ResourceSample(memoryUsedBytes: gib, memoryLimitBytes: 8 * gib))) }))
-        steps.append(("new memory limit", false, { _ = $0.send("job-1", .resources(ResourceSample(memoryUsedBytes: gib, memoryLimitBytes: 12 * gib))) }))
-        steps.append(("epoch", false, { _ = $0.epoch("job-1", 1, loss: 1.5) }))
-        steps.append(("out of memory", false, { _ = $0.exit("job-1", oom: true) }))
-        steps.append(("restart", false, { _ = $0.start("job-1") }))
-        steps.append(("old attempt's late heartbeat", false, { _ = $0.send("job-1", .heartbeat(Heartbeat()), attempt: 1) }))
-        steps.append(("new attempt's step", nil, { $0.advance(1000); _ = $0.send("job-1", .step(StepProgress(step: 1, epoch: 1, loss: 2.0))) }))
-        steps.append(("its next step", true, { $0.advance(1000); _ = $0.send("job-1", .step(StepProgress(step: 2, epoch: 1, loss: 1.9))) }))
-        steps.append(("redelivered", nil, { _ = $0.redeliver($0.sent.last!) }))
-        steps.append(("five minutes of node heartbeats", nil, { $0.advance(5 * minute) }))
-        steps.append(("complete", false, { _ = $0.complete("job-1") }))
-        for step in steps {
-            step.run(&fleet)
-            var probe = fleet.controller  // a copy: the store below takes the changes themselves
-            let (whole, liveOnly) = probe.takeChangesApart()
-            if step.liveOnly == true {
-                #expect(liveOnly.contains(.job("job-1")) && !whole.contains(.job("job-1")), "\(step.name): \(whole) / \(liveOnly)")
-            } else if step.liveOnly == false {
-                #expect(!liveOnly.contains(.job("job-1")), "\(step.name): \(liveOnly)")
-            }
-            try store.commitApart(&fleet.controller)
-            let rebuilt = try store.reloaded(policy: fleet.controller.policy, at: fleet.now)
-            #expect(rebuilt.state == fleet.controller.state, "after \(step.name): \(Self.difference(rebuilt.state, fleet.controller.state))")
         }
     }
 
