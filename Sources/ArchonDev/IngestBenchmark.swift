@@ -122,7 +122,11 @@ public enum IngestBenchmark {
             // The whole stream, or what it consumed in `window` when slower: a rate either way.
             if acknowledged >= events || ContinuousClock.now - start.at >= window {
                 guard acks.dropped == 0 else { throw DevError("\(acks.dropped) acknowledgements were not seen: no rate") }
-                return Double(acknowledged - start.count) / Bench.seconds(ContinuousClock.now - start.at)
+                let rate = Double(acknowledged - start.count) / Bench.seconds(ContinuousClock.now - start.at)
+                // Stopped before the round's server is: no controller of this round runs into the next.
+                task.cancel()
+                _ = try? await task.value
+                return rate
             }
         }
         throw DevError("the controller did not consume \(events) events within 10 minutes (\(acknowledged) acknowledged)")
