@@ -394,12 +394,23 @@ public actor Controller: Service {
         consumerTask = Task { await self.consumeLoop() }
     }
 
+    /// Fetch, then handle; while a batch is decided, stored and acknowledged the next one is already being fetched,
+    /// so that the server's round trip overlaps the work (JetStream delivers in order either way). A fetched batch is
+    /// handled next or handed back at once — never kept while the state is recovered or leadership is lost: kept,
+    /// its events would outlive their ackWait, come back to another fetch behind later ones, and wait out the gap
+    /// hold (`make chaos`, seed 4, found a fetch kept through a recovery).
     private func consumeLoop() async {
         guard let js = jetStream else { return }
         var consumer: PullConsumer?
+        var next: Task<[JetStreamMessage], any Error>?
+        let fetchBatch = config.fetchBatch
+        func fetch(_ consumer: PullConsumer) -> Task<[JetStreamMessage], any Error> {
+            Task { try await consumer.fetch(batch: fetchBatch, timeout: .milliseconds(500)) }
+        }
         var backoff = Duration.milliseconds(250)
         while !Task.isCancelled, isLeader {
             if stateProblem != nil {
+                await handBack(&next)
                 await recover()
                 if stateProblem != nil {
                     try? await Task.sleep(for: backoff)
@@ -414,18 +425,41 @@ public actor Controller: Service {
                         stream: Fleet.eventsStream, durable: Self.durableName, filterSubject: Fleet.eventsSubjects,
                         ackWait: .milliseconds(Int(config.ackWaitSeconds * 1000)))
                 }
-                let batch = try await consumer!.fetch(batch: config.fetchBatch, timeout: .milliseconds(500))
+                let fetching = next ?? fetch(consumer!)
+                next = nil
+                let batch = try await fetching.value
                 if batch.isEmpty {
                     if !caughtUp { await backlogRead() }
                     continue
                 }
+                guard !Task.isCancelled, isLeader, stateProblem == nil else {
+                    handBack(batch)
+                    continue
+                }
+                next = fetch(consumer!)
                 await serialized { await handle(batch) }
                 if !caughtUp, stateProblem == nil, batch.last?.metadata?.pending == 0 { await backlogRead() }
             } catch {
                 logger.warning("controller.consume.failed", metadata: ["error": "\(error)"])
+                await handBack(&next)
                 consumer = nil
                 try? await Task.sleep(for: .seconds(1))
             }
+        }
+        await handBack(&next)
+    }
+
+    /// A batch fetched ahead and not to be handled now goes back to the server, due again in a second; so does a
+    /// batch that could not be stored.
+    private func handBack(_ fetching: inout Task<[JetStreamMessage], any Error>?) async {
+        guard let task = fetching else { return }
+        fetching = nil
+        handBack((try? await task.value) ?? [])
+    }
+
+    private func handBack(_ batch: [JetStreamMessage]) {
+        for message in batch {
+            do { try message.nak(delay: .seconds(1)) } catch { logger.warning("controller.nak.failed", metadata: ["error": "\(error)"]) }
         }
     }
 
@@ -515,9 +549,7 @@ public actor Controller: Service {
             try await commit(actions)
         } catch {
             // Nothing of this batch is stored: all of it comes back once the state can be stored again.
-            for message in batch {
-                do { try message.nak(delay: .seconds(1)) } catch { logger.warning("controller.nak.failed", metadata: ["error": "\(error)"]) }
-            }
+            handBack(batch)
             return
         }
         for message in accepted {
