@@ -1,6 +1,7 @@
 public import ArchonCore
 import ArchonModel
 import Foundation
+import Synchronization
 
 /// A fleet of a given size, made through the core's own inputs: for the scale test and `archon bench-state`.
 public enum StateScale {
@@ -41,21 +42,26 @@ public enum StateScale {
         var template = placedFleet(jobs: perNode, nodes: 1, training: training, at: now,
                                    jobID: { "job-\($0)-of-template" }, nodeID: { _ in "node-of-template" })
         let encoder = JSONEncoder()
-        let decoder = JSONDecoder()
-        let texts = template.takeChanges().compactMap { key -> (EntityKey, String)? in
+        let templates = template.takeChanges().compactMap { key -> (EntityKey, IDTemplate)? in
             guard let entity = template.stored(key) else { return nil }
-            return (key, String(decoding: try! encoder.encode(entity), as: UTF8.self))
+            return (key, IDTemplate(Array(try! encoder.encode(entity)), jobs: perNode))
         }
-        var entities: [StoredEntity] = []
-        entities.reserveCapacity(texts.count * nodes)
-        for n in 0..<nodes {
-            for (key, text) in texts {
-                if case .fleet = key, n > 0 { continue }
-                var copy = text.replacingOccurrences(of: "node-of-template", with: "node-\(n)")
-                for j in 0..<perNode { copy = copy.replacingOccurrences(of: "job-\(j)-of-template", with: "job-\(n * perNode + j)") }
-                entities.append(try! decoder.decode(StoredEntity.self, from: Data(copy.utf8)))
+        // Decoding is most of the work: the nodes are spread over the cores.
+        let slices = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
+        let parts = Mutex<[[StoredEntity]]>(Array(repeating: [], count: slices))
+        DispatchQueue.concurrentPerform(iterations: slices) { slice in
+            let decoder = JSONDecoder()
+            var part: [StoredEntity] = []
+            for n in (nodes * slice / slices)..<(nodes * (slice + 1) / slices) {
+                for (key, template) in templates {
+                    if case .fleet = key, n > 0 { continue }
+                    let text = template.filled(node: "node-\(n)") { "job-\(n * perNode + $0)" }
+                    part.append(try! decoder.decode(StoredEntity.self, from: Data(text)))
+                }
             }
+            parts.withLock { $0[slice] = part }
         }
+        let entities = parts.withLock { $0.flatMap { $0 } }
         return FleetController(policy: template.policy, entities: entities, at: now)
     }
 
@@ -101,16 +107,15 @@ public enum StateScale {
 
     /// What 256 agents' events look like in one batch: an epoch of `count` distinct running jobs.
     public static func epochBatch(_ core: inout FleetController, count: Int, epoch: Int, at now: Int64) -> Int {
-        var applied = 0
-        for job in core.jobs where job.status == .running {
-            guard applied < count else { break }
+        // The first `count` running jobs, taken before any event changes the core (and without sorting the fleet).
+        let chosen = Array(core.unorderedJobs.lazy.filter { $0.status == .running }.prefix(count).map { ($0.spec.id, $0.nodeID, $0.attempt) })
+        for (jobID, nodeID, attempt) in chosen {
             let metrics = EpochMetrics(epoch: epoch, totalEpochs: 20, loss: 2.0 / Double(epoch + 1), learningRate: 0.001,
                                        durationSeconds: 600, step: epoch * 1000, validation: Validation(loss: 2.2 / Double(epoch + 1), accuracy: 0.5))
-            let event = TrainingEvent(jobID: job.spec.id, nodeID: job.nodeID, attempt: job.attempt, sequence: UInt64(2 + epoch), timeMs: now, body: .epoch(metrics))
-            _ = core.eventReceived(event, subjectNode: job.nodeID, at: now)
-            applied += 1
+            let event = TrainingEvent(jobID: jobID, nodeID: nodeID, attempt: attempt, sequence: UInt64(2 + epoch), timeMs: now, body: .epoch(metrics))
+            _ = core.eventReceived(event, subjectNode: nodeID, at: now)
         }
-        return applied
+        return chosen.count
     }
 
     private static func submit(_ jobs: Int, to core: inout FleetController, at now: Int64, id: (Int) -> String = { "job-\($0)" }) {
@@ -123,5 +128,39 @@ public enum StateScale {
                 config: config, labels: ["kind": "resnet"])
             _ = core.jobSubmitted(spec, at: now)
         }
+    }
+}
+
+/// A template entity's JSON cut at the template's ids ("node-of-template", "job-<j>-of-template"), so that a copy
+/// under other ids is one pass of concatenation instead of a search and replace per id.
+private struct IDTemplate: Sendable {
+    /// Literal bytes, then the id between it and the next literal: -1 the node, j job j, nil after the last.
+    private var pieces: [([UInt8], Int?)] = []
+
+    init(_ text: [UInt8], jobs: Int) {
+        let ids = [(Array("node-of-template".utf8), -1)] + (0..<jobs).map { (Array("job-\($0)-of-template".utf8), $0) }
+        var literal: [UInt8] = []
+        var i = 0
+        scan: while i < text.count {
+            for (id, slot) in ids where text[i] == id[0] && text.count - i >= id.count && text[i..<(i + id.count)].elementsEqual(id) {
+                pieces.append((literal, slot))
+                literal = []
+                i += id.count
+                continue scan
+            }
+            literal.append(text[i])
+            i += 1
+        }
+        pieces.append((literal, nil))
+    }
+
+    func filled(node: String, job: (Int) -> String) -> [UInt8] {
+        var out: [UInt8] = []
+        for (literal, slot) in pieces {
+            out += literal
+            guard let slot else { continue }
+            out += slot < 0 ? Array(node.utf8) : Array(job(slot).utf8)
+        }
+        return out
     }
 }
