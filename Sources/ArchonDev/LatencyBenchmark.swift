@@ -70,13 +70,16 @@ public enum LatencyBenchmark {
             for await event in watch {
                 // A put of a later attempt than the one that failed: the remediation (reconciliation rewrites the same).
                 guard case .entry(let entry) = event, entry.operation == .put,
-                      let assignment = try? SignedAssignment.decode(entry.value).unverifiedAssignment(), assignment.attempt > 1
+                      let assignment = try? SignedAssignment.decode(entry.value).unverifiedAssignment()
                 else { continue }
-                assigned.saw(assignment.spec.id)
+                if assignment.attempt > 1 { assigned.saw(assignment.spec.id) } else { assigned.sawFirstAttempt(assignment.spec.id) }
             }
         }
         defer { watcher.cancel() }
         try await waitUntilConsuming(js)
+        // The stored fleet has no desired state yet: the new leader writes every running job's assignment first
+        // (its takeover's reconciliation). A fleet at work has them; the samples start once they are all written.
+        try await assigned.waitForFirstAttempts(running.count, timeout: .seconds(120))
 
         var pool = running.makeIterator()
         let loadJobs = Array(running.suffix(max(1, running.count - samples * loadRates.count)))
@@ -147,7 +150,21 @@ final class AssignmentClock: @unchecked Sendable {
     private var awaited: Set<String> = []
     private var seen: [String: ContinuousClock.Instant] = [:]
 
+    private var firstAttempts: Set<String> = []
+
     func expect(_ job: String) { lock.withLock { _ = awaited.insert(job) } }
+
+    func sawFirstAttempt(_ job: String) { lock.withLock { _ = firstAttempts.insert(job) } }
+
+    func waitForFirstAttempts(_ count: Int, timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while lock.withLock({ firstAttempts.count }) < count {
+            guard ContinuousClock.now < deadline else {
+                throw DevError("the controller wrote \(lock.withLock { firstAttempts.count }) of \(count) assignments at takeover within \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
 
     func saw(_ job: String) {
         let now = ContinuousClock.now
