@@ -58,7 +58,7 @@ demo: deps
 bench: deps
 	scripts/bench
 
-# The controller's state at 1k, 10k and 100k jobs: bytes per batch, rebuild time (docs/performance.md).
+# Only the state part of make bench: bytes per batch, memory and rebuild time at 1k, 10k and 100k jobs.
 bench-state: deps
 	swift build -c release --product archon
 	.build/release/archon bench state --jobs 1000,10000,100000 --json .build/bench-state.json
