@@ -26,7 +26,7 @@ public enum LatencyBenchmark {
         public var p99Millis: Double
         public var p999Millis: Double
         public var maxMillis: Double
-        /// Under this load a remediation did not come within 30 s: the controller did not keep up (the samples
+        /// Under this load a remediation took over a second: the controller did not keep up (the samples
         /// before it are the row's).
         public var overran = false
     }
@@ -103,7 +103,9 @@ public enum LatencyBenchmark {
                 let started = ContinuousClock.now
                 _ = try await js.publish("archon.v1.events.\(job.nodeID).\(job.jobID)", failure.encoded(),
                                          messageID: "bench-\(job.jobID)-\(job.attempt)-\(job.nextSequence)")
-                guard let seen = try await assigned.wait(for: job.jobID, timeout: .seconds(30)) else {
+                // Under load, a remediation later than a second is a backlog that grows: the controller did not keep
+                // up, and waiting for it would only measure the backlog (and take minutes).
+                guard let seen = try await assigned.wait(for: job.jobID, timeout: rate > 0 ? .seconds(1) : .seconds(30)) else {
                     // Idle, that is a remediation that never comes: an error. Under load, a rate it cannot keep up
                     // with: the row says so and the next rate is measured.
                     guard rate > 0 else { throw DevError("no new assignment for \(job.jobID) within 30 s") }
@@ -118,7 +120,7 @@ public enum LatencyBenchmark {
                           p999Millis: Double(histogram.valueAtPercentile(99.9)) / 1000,
                           maxMillis: Double(histogram.max) / 1000, overran: overran)
             progress(String(format: "load %d events/s: p50 %.1f ms, p99 %.1f ms", rate, row.p50Millis, row.p99Millis)
-                     + (overran ? " — did not keep up (no assignment within 30 s)" : ""))
+                     + (overran ? " — did not keep up (a remediation took over 1 s)" : ""))
             rows.append(row)
         }
         return rows
@@ -130,7 +132,7 @@ public enum LatencyBenchmark {
         for r in rows {
             out += "| \(r.loadRate == 0 ? "idle" : "\(r.loadRate) events/s") | \(r.samples) | "
             out += [r.p50Millis, r.p99Millis, r.p999Millis, r.maxMillis].map { String(format: "%.1f ms", $0) }.joined(separator: " | ")
-            out += r.overran ? " (then no assignment within 30 s: did not keep up) |\n" : " |\n"
+            out += r.overran ? " (then a remediation took over 1 s: did not keep up) |\n" : " |\n"
         }
         return out
     }
