@@ -8,7 +8,7 @@ import Logging
 import Testing
 
 /// The state of a large fleet goes through the real store and comes back whole. Times and sizes are measured by
-/// `make bench-state` (docs/performance.md), which also rebuilds 100,000 jobs on 10,000 nodes and counts them back;
+/// `make bench` (docs/performance.md), whose state step also rebuilds 100,000 jobs on 10,000 nodes and counts them back;
 /// this shows at a fifth of that size (a fifth of the time in `make test`) that every entity comes back equal and a
 /// controller serves and extends what it loaded.
 @Suite("Controller state at fleet size", .serialized)
