@@ -75,4 +75,11 @@ enum Bench {
 
     /// The middle value (the upper one of an even count); `values` is not empty.
     static func median<T: Comparable>(_ values: [T]) -> T { values.sorted()[values.count / 2] }
+    /// Of an even count, the mean of the middle two: `make bench`'s two ingest rounds are both in their median.
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
 }
