@@ -19,28 +19,20 @@ public enum StateScale {
         return core
     }
 
-    /// A fleet at work: `nodes` nodes with 8 GPUs each, then `jobs` jobs of one GPU; those that fit are placed and
-    /// started (their agents reported accepted and started), the rest wait. `training`: each started job has also
-    /// reported its first step, as a fleet that has been at work a while has (a job's first progress arms its
-    /// deadlines, which writes its record; later steps write only its live part). Every entity is a change still to
-    /// take. Placement makes this O(jobs × nodes): meant for small fleets; see ``copiedRunningFleet(jobs:nodes:training:at:)``.
-    public static func runningFleet(jobs: Int, nodes: Int, training: Bool = false, at now: Int64) -> FleetController {
-        placedFleet(jobs: jobs, nodes: nodes, training: training, at: now)
-    }
-
-    /// The same fleet for the benchmarks' sizes, built in O(jobs): one node and its share of the jobs go through the
-    /// core's inputs as above, then that node is copied `nodes` times under new ids (its entities through JSON, every
-    /// id replaced) and the copies loaded as a controller loads its state. (Jobs that do not divide evenly among the
-    /// nodes are placed one by one instead.) Nothing is a change to take: store it with ``entities(of:)``.
+    /// A ``runningFleet(jobs:nodes:training:at:jobID:nodeID:)`` for the benchmarks' sizes, built in O(jobs): one node
+    /// and its share of the jobs go through the core's inputs, then that node is copied `nodes` times under new ids
+    /// (its entities through JSON, every id replaced in one pass of concatenation) and the copies loaded as a
+    /// controller loads its state. (Jobs that do not divide evenly among the nodes are placed one by one instead.)
+    /// Nothing is a change to take: store it with ``entities(of:)``.
     public static func copiedRunningFleet(jobs: Int, nodes: Int, training: Bool = false, at now: Int64) -> FleetController {
         guard nodes > 1, jobs % nodes == 0 else {
-            var core = placedFleet(jobs: jobs, nodes: nodes, training: training, at: now)
+            var core = runningFleet(jobs: jobs, nodes: nodes, training: training, at: now)
             _ = core.takeChanges()
             return core
         }
         let perNode = jobs / nodes
-        var template = placedFleet(jobs: perNode, nodes: 1, training: training, at: now,
-                                   jobID: { "job-\($0)-of-template" }, nodeID: { _ in "node-of-template" })
+        var template = runningFleet(jobs: perNode, nodes: 1, training: training, at: now,
+                                    jobID: { "job-\($0)-of-template" }, nodeID: { _ in "node-of-template" })
         let encoder = JSONEncoder()
         let templates = template.takeChanges().compactMap { key -> (EntityKey, IDTemplate)? in
             guard let entity = template.stored(key) else { return nil }
@@ -74,8 +66,14 @@ public enum StateScale {
         return keys.map { ($0, core.stored($0)) }
     }
 
-    private static func placedFleet(jobs: Int, nodes: Int, training: Bool, at now: Int64,
-                                     jobID: (Int) -> String = { "job-\($0)" }, nodeID: (Int) -> String = { "node-\($0)" }) -> FleetController {
+    /// A fleet at work: `nodes` nodes with 8 GPUs each, then `jobs` jobs of one GPU; those that fit are placed and
+    /// started (their agents reported accepted and started), the rest wait. `training`: each started job has also
+    /// reported its first step, as a fleet that has been at work a while has (a job's first progress arms its
+    /// deadlines, which writes its record; later steps write only its live part). Every entity is a change still to
+    /// take; `jobID` and `nodeID` name them. Placement makes this O(jobs × nodes): meant for small fleets; see
+    /// ``copiedRunningFleet(jobs:nodes:training:at:)``.
+    public static func runningFleet(jobs: Int, nodes: Int, training: Bool = false, at now: Int64,
+                                    jobID: (Int) -> String = { "job-\($0)" }, nodeID: (Int) -> String = { "node-\($0)" }) -> FleetController {
         var core = FleetController(policy: Policy())
         let gpus = (0..<8).map { GPU(index: $0, name: "NVIDIA A100-SXM4-80GB", gpuClass: "a100-80gb", memoryBytes: 80 << 30) }
         for n in 0..<nodes {
@@ -96,7 +94,7 @@ public enum StateScale {
         return core
     }
 
-    /// The running jobs of a ``runningFleet(jobs:nodes:training:at:)`` as the simulator runs them: each on its node,
+    /// The running jobs of a ``runningFleet(jobs:nodes:training:at:jobID:nodeID:)`` as the simulator runs them: each on its node,
     /// on its attempt, with the event sequence after the last it reported.
     public static func runningPlacements(_ core: FleetController) -> [EventSimulator.Placement] {
         core.jobs.filter { $0.status == .running }.map {
