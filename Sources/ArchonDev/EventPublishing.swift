@@ -73,9 +73,8 @@ enum Bench {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
-    /// The middle value (the upper one of an even count); `values` is not empty.
-    static func median<T: Comparable>(_ values: [T]) -> T { values.sorted()[values.count / 2] }
-    /// Of an even count, the mean of the middle two: `make bench`'s two ingest rounds are both in their median.
+    /// The middle value; of an even count, the mean of the middle two (`make bench`'s two ingest rounds are both in
+    /// their median); 0 of none.
     static func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()
         guard !sorted.isEmpty else { return 0 }

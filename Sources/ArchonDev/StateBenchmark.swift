@@ -63,7 +63,7 @@ public enum StateBenchmark {
         }
         return Row(
             jobs: jobs, nodes: nodes, running: running, fullStateBytes: fullBytes,
-            epochBatchBytes: Bench.median(epochBytes), heartbeatBatchBytes: heartbeatBytes, epochBatchMillis: Bench.median(epochMillis),
+            epochBatchBytes: Int(Bench.median(epochBytes.map(Double.init))), heartbeatBatchBytes: heartbeatBytes, epochBatchMillis: Bench.median(epochMillis),
             rebuildSeconds: Bench.seconds(rebuild),
             residentMiB: residentMiB())
     }
