@@ -16,7 +16,9 @@ import ServiceLifecycle
 /// a minute would rightly freeze remediation); a real ``Controller`` (leader, in this process) consumes. Then, one job at a
 /// time, an out-of-memory exit of a job that has not failed yet is published with its JetStream acknowledgement
 /// awaited, and the clock runs until the watcher of `archon_desired` sees that job's new assignment. Under load,
-/// ``EventSimulator`` events of the other jobs are published meanwhile at `loadRate` events per second.
+/// ``EventSimulator`` events of the other jobs are published meanwhile at `loadRate` events per second. Sampling starts
+/// once the new leader has written every running job's assignment (the stored fleet has none); under load, a
+/// remediation later than a second ends that load's row as "did not keep up".
 public enum LatencyBenchmark {
     public struct Row: Codable, Sendable {
         /// Background events per second while measuring; 0 = idle.
